@@ -1,0 +1,15 @@
+// Package streams is the one place where scpgate's NATS subjects, JetStream
+// streams and key-value buckets are named, configured and created.
+//
+// Every other package builds subjects with the functions here, never by
+// concatenating strings, so a controller serial is validated once before it
+// becomes a subject token:
+//
+//	scp.evt.<serial>.<kind>   stream SCP_EVENTS   controller events
+//	scp.cmd.<serial>          stream SCP_COMMANDS per-controller command queue
+//	scp.res.<serial>          stream SCP_RESULTS  one result per command
+//
+// and the buckets scp_sessions (presence and fencing), scp_cursors (last
+// completed command per controller) and scp_state (current state, written by
+// ingest). [Ensure] creates or updates all of them idempotently.
+package streams
