@@ -130,13 +130,15 @@ func ResultsStreamConfig(cfg Config) jetstream.StreamConfig {
 }
 
 // BucketConfigs returns the configuration of the key-value buckets
-// scp_sessions, scp_cursors and scp_state, in that order. Each keeps only
-// the latest value of a key.
+// scp_sessions, scp_cursors, scp_state and scp_commands, in that order.
+// Each keeps only the latest value of a key; command status records expire
+// after ResultsMaxAge.
 func BucketConfigs(cfg Config) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
 		{Bucket: SessionsBucket, Description: "serial -> owning session", History: 1, Storage: cfg.Storage, Replicas: cfg.Replicas},
 		{Bucket: CursorsBucket, Description: "serial -> last completed command sequence", History: 1, Storage: cfg.Storage, Replicas: cfg.Replicas},
 		{Bucket: StateBucket, Description: "current state of controllers, doors, inputs and outputs", History: 1, Storage: cfg.Storage, Replicas: cfg.Replicas},
+		{Bucket: CommandsBucket, Description: "command id -> status record", History: 1, TTL: cfg.ResultsMaxAge, Storage: cfg.Storage, Replicas: cfg.Replicas},
 	}
 }
 
@@ -144,6 +146,8 @@ func BucketConfigs(cfg Config) []jetstream.KeyValueConfig {
 type Handles struct {
 	Events, Commands, Results jetstream.Stream
 	Sessions, Cursors, State  jetstream.KeyValue
+	// CommandStatus is the scp_commands bucket.
+	CommandStatus jetstream.KeyValue
 }
 
 // Ensure creates every stream and bucket, or updates them to cfg when they
@@ -169,7 +173,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Handles, 
 		*s.dst = st
 	}
 	buckets := BucketConfigs(cfg)
-	dsts := []*jetstream.KeyValue{&h.Sessions, &h.Cursors, &h.State}
+	dsts := []*jetstream.KeyValue{&h.Sessions, &h.Cursors, &h.State, &h.CommandStatus}
 	for i, b := range buckets {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, b)
 		if err != nil {

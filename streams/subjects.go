@@ -28,6 +28,11 @@ const (
 	// StateBucket holds the current state of every controller, door, input
 	// and output; ingest writes it.
 	StateBucket = "scp_state"
+	// CommandsBucket maps a command id (<serial>.<stream sequence>) to its
+	// latest status record (sent, then its final result), so that any
+	// commander can answer "where is command X" without scanning streams.
+	// Records expire with the results.
+	CommandsBucket = "scp_commands"
 
 	// EventsAll matches every event subject.
 	EventsAll = "scp.evt.>"
