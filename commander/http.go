@@ -1,0 +1,160 @@
+package commander
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxBodyBytes is the largest request body accepted (64 KiB).
+const MaxBodyBytes = 64 << 10
+
+// Handler returns the HTTP JSON API:
+//
+//	POST /v1/controllers/{serial}/commands[?wait=5s]
+//	     body {type, params, ttl, idempotency_key}
+//	     202 SubmitResponse (queued or sent), 200 SubmitResponse with result
+//	GET  /v1/commands/{id}            200 commands.Record
+//	GET  /v1/controllers[?after=&limit=]  200 ControllerList
+//	GET  /v1/controllers/{serial}     200 Controller
+//
+// Errors answer {"error": "...", "code": "..."} with Code.HTTPStatus.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/controllers/{serial}/commands", s.httpSubmit)
+	mux.HandleFunc("GET /v1/commands/{id}", s.httpGet)
+	mux.HandleFunc("GET /v1/controllers", s.httpControllers)
+	mux.HandleFunc("GET /v1/controllers/{serial}", s.httpController)
+	return mux
+}
+
+func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {
+	var req SubmitRequest
+	if err := decodeBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &req); err != nil {
+		s.writeError(w, err)
+		return
+	}
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.writeError(w, apiErr(CodeBadRequest, err, "wait %q: not a duration like \"5s\"", v))
+			return
+		}
+		req.Wait = d
+	}
+	resp, err := s.Submit(r.Context(), r.PathValue("serial"), req)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	status := http.StatusAccepted
+	if resp.Result != nil {
+		status = http.StatusOK
+	}
+	writeJSON(w, status, resp)
+}
+
+func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.Get(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			s.writeError(w, apiErr(CodeBadRequest, err, "limit %q: not a number", v))
+			return
+		}
+		limit = n
+	}
+	list, err := s.Controllers(r.Context(), q.Get("after"), limit)
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
+	c, err := s.Controller(r.Context(), r.PathValue("serial"))
+	if err != nil {
+		s.writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+// decodeBody decodes one JSON value from r into v, refusing unknown fields
+// and trailing data. Errors are *Error values naming what is wrong.
+func decodeBody(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return decodeError(err)
+		}
+		return apiErr(CodeBadRequest, nil, "request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// decodeError turns a JSON decoding error into an *Error.
+func decodeError(err error) *Error {
+	var (
+		maxErr  *http.MaxBytesError
+		typeErr *json.UnmarshalTypeError
+		synErr  *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &maxErr):
+		return apiErr(CodeBadRequest, err, "request body over %d KiB", maxErr.Limit>>10)
+	case errors.As(err, &typeErr):
+		if param, ok := strings.CutPrefix(typeErr.Field, "params."); ok {
+			return apiErr(CodeBadParams, err, "param %s: %s does not fit %s", param, typeErr.Value, typeErr.Type)
+		}
+		return apiErr(CodeBadRequest, err, "field %s: %s does not fit %s", typeErr.Field, typeErr.Value, typeErr.Type)
+	case errors.As(err, &synErr):
+		return apiErr(CodeBadRequest, err, "malformed JSON at byte %d: %s", synErr.Offset, err)
+	case errors.Is(err, io.EOF):
+		return apiErr(CodeBadRequest, err, "empty request body")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return apiErr(CodeBadRequest, err, "truncated request body")
+	}
+	// Unknown fields and values a field's own decoder refuses (a time that
+	// does not parse) come here.
+	return apiErr(CodeBadRequest, err, "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// writeError answers err as JSON with its code's status.
+func (s *Service) writeError(w http.ResponseWriter, err error) {
+	e := asAPIError(err)
+	if e.Code == CodeInternal {
+		s.log.Error().Err(err).Msg("internal error")
+	}
+	writeJSON(w, e.Code.HTTPStatus(), errorBody{Error: e.Message, Code: e.Code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(errorBody{Error: "encode response: " + err.Error(), Code: CodeInternal})
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
