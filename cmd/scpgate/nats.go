@@ -24,3 +24,12 @@ func connectJetStream(cfg natsconn.Config, name string, log zerolog.Logger, extr
 	}
 	return js, func() { _ = nc.Drain() }, nil
 }
+
+// jetstreamOf returns the JetStream context of nc.
+func jetstreamOf(nc *nats.Conn) (jetstream.JetStream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return js, nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate/streams"
+)
+
+// StreamsEnv is the part of every service's environment that sizes the
+// streams and buckets (SCPGATE_REPLICAS, ...). Every service ensures them at
+// start, so all must agree; docker-compose sets them once for all.
+type StreamsEnv struct {
+	Replicas        int           `envconfig:"REPLICAS" default:"1" desc:"replicas of every stream and bucket (3 in a cluster)"`
+	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" desc:"how long SCP_EVENTS keeps events"`
+	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" desc:"how long a command may wait for an offline controller"`
+	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long SCP_RESULTS keeps command results"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once"`
+	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" desc:"commands that may wait for one controller"`
+	Memory          bool          `envconfig:"MEMORY_STORAGE" default:"false" desc:"keep streams in memory (tests and benchmarks only)"`
+}
+
+func (c StreamsEnv) config() streams.Config {
+	cfg := streams.DefaultConfig()
+	cfg.Replicas = c.Replicas
+	cfg.EventsMaxAge = c.EventsMaxAge
+	cfg.CommandsMaxAge = c.CommandsMaxAge
+	cfg.ResultsMaxAge = c.ResultsMaxAge
+	cfg.DuplicateWindow = c.DuplicateWindow
+	cfg.CommandQueueCap = c.CommandQueueCap
+	if c.Memory {
+		cfg.Storage = jetstream.MemoryStorage
+	}
+	return cfg
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
+// writeTimeout must exceed the longest response a handler may hold (a
+// command submission that waits for its result).
+func serveHTTP(ctx context.Context, addr string, h http.Handler, writeTimeout time.Duration, log zerolog.Logger) (net.Addr, <-chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http listen %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          nil,
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
+	return ln.Addr(), done, nil
+}
