@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 
-
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/replay"

@@ -1,0 +1,71 @@
+-- Events, command results, and the current state derived from events.
+-- Times are Unix nanoseconds (UTC): exact, and ordered the same way as in
+-- the SQLite store; to_timestamp(time_ns / 1e9) reads them as timestamps.
+-- Ids use the "C" collation so that they sort bytewise, as cursors expect.
+
+CREATE TABLE events (
+	id            TEXT COLLATE "C" PRIMARY KEY, -- <controller>.<boot epoch>.<seq>, or the presence event id
+	controller    TEXT COLLATE "C" NOT NULL,
+	kind          TEXT NOT NULL,
+	boot_epoch    BIGINT NOT NULL,
+	seq           BIGINT NOT NULL,
+	time_ns       BIGINT NOT NULL,              -- controller's timestamp
+	received_ns   BIGINT NOT NULL,              -- when the driver read it
+	code          TEXT NOT NULL,
+	source_type   TEXT,
+	source_number INTEGER,
+	doc           JSONB NOT NULL                -- the event as published
+);
+CREATE INDEX events_time ON events (time_ns, id);
+CREATE INDEX events_controller_time ON events (controller, time_ns, id);
+CREATE INDEX events_kind_time ON events (kind, time_ns, id);
+
+CREATE TABLE results (
+	id          TEXT COLLATE "C" PRIMARY KEY,   -- command id
+	controller  TEXT COLLATE "C" NOT NULL,
+	type        TEXT NOT NULL,
+	status      TEXT NOT NULL,
+	seq         BIGINT NOT NULL,                -- stream sequence of the command in SCP_COMMANDS
+	created_ns  BIGINT NOT NULL,
+	finished_ns BIGINT NOT NULL,
+	doc         JSONB NOT NULL                  -- the result as published
+);
+CREATE INDEX results_controller_finished ON results (controller, finished_ns);
+
+-- One row per controller. p_* mark the presence event that set online,
+-- session and reason (unset while p_event is ''); i_* the online event
+-- that set model, firmware and remote.
+CREATE TABLE controllers (
+	serial       TEXT COLLATE "C" PRIMARY KEY,
+	last_seen_ns BIGINT NOT NULL,
+	online       BOOLEAN NOT NULL DEFAULT false,
+	session      TEXT NOT NULL DEFAULT '',
+	reason       TEXT NOT NULL DEFAULT '',
+	p_event      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	p_epoch      BIGINT NOT NULL DEFAULT 0,
+	p_seq        BIGINT NOT NULL DEFAULT 0,
+	p_time_ns    BIGINT NOT NULL DEFAULT 0,
+	p_rank       INTEGER NOT NULL DEFAULT 0,
+	model        TEXT NOT NULL DEFAULT '',
+	firmware     TEXT NOT NULL DEFAULT '',
+	remote       TEXT NOT NULL DEFAULT '',
+	i_event      TEXT COLLATE "C" NOT NULL DEFAULT '',
+	i_epoch      BIGINT NOT NULL DEFAULT 0,
+	i_seq        BIGINT NOT NULL DEFAULT 0,
+	i_time_ns    BIGINT NOT NULL DEFAULT 0
+);
+
+-- Current value of each door position (status), door lock (lock), input
+-- and output (state), with the event that set it.
+CREATE TABLE point_state (
+	controller TEXT COLLATE "C" NOT NULL,
+	type       TEXT NOT NULL,                   -- door, input, output
+	number     INTEGER NOT NULL,
+	aspect     TEXT NOT NULL,                   -- status, lock, state
+	code       TEXT NOT NULL,
+	event      TEXT COLLATE "C" NOT NULL,
+	boot_epoch BIGINT NOT NULL,
+	seq        BIGINT NOT NULL,
+	time_ns    BIGINT NOT NULL,
+	PRIMARY KEY (controller, type, number, aspect)
+);

@@ -1,0 +1,219 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/scpgate/scpgate"
+)
+
+const (
+	insertEventSQL = `INSERT INTO events
+		(id, controller, kind, boot_epoch, seq, time_ns, received_ns, code, source_type, source_number, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+
+	insertResultSQL = `INSERT INTO results
+		(id, controller, type, status, seq, created_ns, finished_ns, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+
+	lastSeenSQL = `INSERT INTO controllers (serial, last_seen_ns) VALUES (?, ?)
+		ON CONFLICT (serial) DO UPDATE SET last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`
+
+	// presenceSQL replaces the presence register when the new event is
+	// later by (time, rank, id); the row exists (lastSeenSQL ran first).
+	presenceSQL = `UPDATE controllers SET online = ?, session = ?, reason = ?,
+		p_event = ?, p_epoch = ?, p_seq = ?, p_time_ns = ?, p_rank = ?
+		WHERE serial = ? AND (p_event = '' OR (?, ?, ?) > (p_time_ns, p_rank, p_event))`
+
+	// infoSQL replaces model, firmware and remote when the online event is
+	// later by (time, id).
+	infoSQL = `UPDATE controllers SET model = ?, firmware = ?, remote = ?,
+		i_event = ?, i_epoch = ?, i_seq = ?, i_time_ns = ?
+		WHERE serial = ? AND (i_event = '' OR (?, ?) > (i_time_ns, i_event))`
+
+	// pointSQL replaces a point value when the new event is later by
+	// (boot epoch, seq).
+	pointSQL = `INSERT INTO point_state
+		(controller, type, number, aspect, code, event, boot_epoch, seq, time_ns)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (controller, type, number, aspect) DO UPDATE SET
+			code = excluded.code, event = excluded.event, boot_epoch = excluded.boot_epoch,
+			seq = excluded.seq, time_ns = excluded.time_ns
+		WHERE (excluded.boot_epoch, excluded.seq) > (point_state.boot_epoch, point_state.seq)`
+)
+
+// WriteBatch implements scpgate.Store: one IMMEDIATE transaction inserts
+// the events and results it does not hold and updates the state of the
+// controllers the new events belong to.
+func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results []scpgate.Result) (int, error) {
+	for i := range events {
+		if err := scpgate.CheckEvent(&events[i]); err != nil {
+			return 0, err
+		}
+	}
+	for i := range results {
+		if err := scpgate.CheckResult(&results[i]); err != nil {
+			return 0, err
+		}
+	}
+	if len(events) == 0 && len(results) == 0 {
+		return 0, nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin write batch: %w", err)
+	}
+	defer tx.Rollback()
+	inserted, states, err := insertEvents(ctx, tx, events)
+	if err != nil {
+		return 0, err
+	}
+	if err := writeStates(ctx, tx, states); err != nil {
+		return 0, err
+	}
+	n, err := insertResults(ctx, tx, results)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit write batch: %w", err)
+	}
+	return inserted + n, nil
+}
+
+// insertEvents inserts events and returns how many were new and the state
+// the new ones set, per controller.
+func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event) (int, map[string]*scpgate.ControllerState, error) {
+	if len(events) == 0 {
+		return 0, nil, nil
+	}
+	stmt, err := tx.PrepareContext(ctx, insertEventSQL)
+	if err != nil {
+		return 0, nil, fmt.Errorf("prepare event insert: %w", err)
+	}
+	defer stmt.Close()
+	states := map[string]*scpgate.ControllerState{}
+	inserted := 0
+	for i := range events {
+		ev := &events[i]
+		doc, err := json.Marshal(ev)
+		if err != nil {
+			return 0, nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+		}
+		var srcType sql.NullString
+		var srcNum sql.NullInt64
+		if ev.Source != nil {
+			srcType = sql.NullString{String: ev.Source.Type, Valid: true}
+			srcNum = sql.NullInt64{Int64: int64(ev.Source.Number), Valid: true}
+		}
+		res, err := stmt.ExecContext(ctx, ev.ID, ev.Controller, string(ev.Kind), int64(ev.BootEpoch), int64(ev.Seq),
+			ev.Time.UnixNano(), unixNS(ev.Received), ev.Code, srcType, srcNum, string(doc))
+		if err != nil {
+			return 0, nil, fmt.Errorf("insert event %s: %w", ev.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue // stored before
+		}
+		inserted++
+		st := states[ev.Controller]
+		if st == nil {
+			st = &scpgate.ControllerState{Serial: ev.Controller}
+			states[ev.Controller] = st
+		}
+		st.Apply(ev)
+	}
+	return inserted, states, nil
+}
+
+// writeStates merges the state set by a batch into the stored state, each
+// value only where the batch's is newer.
+func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.ControllerState) error {
+	if len(states) == 0 {
+		return nil
+	}
+	serials := make([]string, 0, len(states))
+	for s := range states {
+		serials = append(serials, s)
+	}
+	slices.Sort(serials)
+	stmts := map[string]*sql.Stmt{}
+	for _, q := range []string{lastSeenSQL, presenceSQL, infoSQL, pointSQL} {
+		st, err := tx.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare state update: %w", err)
+		}
+		defer st.Close()
+		stmts[q] = st
+	}
+	for _, serial := range serials {
+		c := states[serial]
+		if _, err := stmts[lastSeenSQL].ExecContext(ctx, serial, unixNS(c.LastSeen)); err != nil {
+			return fmt.Errorf("update last seen of %s: %w", serial, err)
+		}
+		if p := c.PresenceAt; !p.IsZero() {
+			rank := scpgate.PresenceRank(c.Online)
+			if _, err := stmts[presenceSQL].ExecContext(ctx, c.Online, c.Session, c.Reason,
+				p.Event, int64(p.BootEpoch), int64(p.Seq), p.Time.UnixNano(), rank,
+				serial, p.Time.UnixNano(), rank, p.Event); err != nil {
+				return fmt.Errorf("update presence of %s: %w", serial, err)
+			}
+		}
+		if m := c.InfoAt; !m.IsZero() {
+			if _, err := stmts[infoSQL].ExecContext(ctx, c.Model, c.Firmware, c.Remote,
+				m.Event, int64(m.BootEpoch), int64(m.Seq), m.Time.UnixNano(),
+				serial, m.Time.UnixNano(), m.Event); err != nil {
+				return fmt.Errorf("update info of %s: %w", serial, err)
+			}
+		}
+		for _, u := range c.Points() {
+			if _, err := stmts[pointSQL].ExecContext(ctx, serial, u.Type, int64(u.Number), u.Aspect, u.Code,
+				u.At.Event, int64(u.At.BootEpoch), int64(u.At.Seq), u.At.Time.UnixNano()); err != nil {
+				return fmt.Errorf("update %s %d of %s: %w", u.Type, u.Number, serial, err)
+			}
+		}
+	}
+	return nil
+}
+
+// insertResults inserts the results not stored yet and returns how many.
+func insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (int, error) {
+	if len(results) == 0 {
+		return 0, nil
+	}
+	stmt, err := tx.PrepareContext(ctx, insertResultSQL)
+	if err != nil {
+		return 0, fmt.Errorf("prepare result insert: %w", err)
+	}
+	defer stmt.Close()
+	inserted := 0
+	for i := range results {
+		r := &results[i]
+		doc, err := json.Marshal(r)
+		if err != nil {
+			return 0, fmt.Errorf("encode result %s: %w", r.ID, err)
+		}
+		res, err := stmt.ExecContext(ctx, r.ID, r.Controller, string(r.Type), string(r.Status), int64(r.Seq),
+			unixNS(r.Created), unixNS(r.Finished), string(doc))
+		if err != nil {
+			return 0, fmt.Errorf("insert result %s: %w", r.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			inserted++
+		}
+	}
+	return inserted, nil
+}
+
+// unixNS returns t in Unix nanoseconds, 0 for the zero time.
+func unixNS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}

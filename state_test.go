@@ -1,0 +1,148 @@
+package scpgate_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/storetest"
+)
+
+func TestApplyAnyOrder(t *testing.T) {
+	events := storetest.History(42, 4, 300)
+	want := storetest.Expected(events)
+	r := rand.New(rand.NewPCG(1, 2))
+	for round := range 20 {
+		shuffled := append([]scpgate.Event(nil), events...)
+		shuffled = append(shuffled, events[:round*10]...) // repeats
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		got := storetest.Expected(shuffled)
+		for serial, w := range want {
+			if g, w := storetest.JSON(got[serial]), storetest.JSON(w); g != w {
+				t.Fatalf("round %d, %s:\n got %s\nwant %s", round, serial, g, w)
+			}
+		}
+	}
+}
+
+func doorEvent(seq uint32, code string) *scpgate.Event {
+	return &scpgate.Event{ID: scpgate.EventID("C1", 1, seq), Controller: "C1", Kind: scpgate.KindDoor,
+		BootEpoch: 1, Seq: seq, Time: time.Unix(int64(seq), 0), Code: code, Source: &scpgate.Source{Type: "door", Number: 2}}
+}
+
+func TestDoorState(t *testing.T) {
+	tests := []struct {
+		codes                                []string
+		secure, open, forced, held, unlocked bool
+	}{
+		{[]string{"secure"}, true, false, false, false, false},
+		{[]string{"opened"}, false, true, false, false, false},
+		{[]string{"forced_open"}, false, true, true, false, false},
+		{[]string{"held_open_prealarm"}, false, true, false, false, false},
+		{[]string{"held_open"}, false, true, false, true, false},
+		{[]string{"unlocked"}, false, false, false, false, true},
+		{[]string{"forced_open", "unlocked"}, false, true, true, false, true},
+		{[]string{"unlocked", "secure", "locked"}, true, false, false, false, false},
+	}
+	for _, tt := range tests {
+		var c scpgate.ControllerState
+		for i, code := range tt.codes {
+			c.Apply(doorEvent(uint32(i+1), code))
+		}
+		d := c.Doors[0]
+		if d.Door != 2 || d.Secure != tt.secure || d.Open != tt.open || d.ForcedOpen != tt.forced || d.HeldOpen != tt.held || d.Unlocked != tt.unlocked {
+			t.Errorf("%v: got %s", tt.codes, storetest.JSON(d))
+		}
+	}
+}
+
+func TestPointUpdateOf(t *testing.T) {
+	tests := []struct {
+		kind   scpgate.Kind
+		code   string
+		src    string
+		aspect string // "" when no update
+	}{
+		{scpgate.KindDoor, "forced_open", "door", scpgate.AspectStatus},
+		{scpgate.KindDoor, "locked", "door", scpgate.AspectLock},
+		{scpgate.KindDoor, "forced_open", "reader", ""},
+		{scpgate.KindInput, "fault_short", "input", scpgate.AspectState},
+		{scpgate.KindOutput, "pulse", "output", scpgate.AspectState},
+		{scpgate.KindOutput, "blink", "output", ""},
+		{scpgate.KindAccess, "granted", "door", ""},
+	}
+	for _, tt := range tests {
+		ev := &scpgate.Event{ID: "x", Kind: tt.kind, Code: tt.code, Source: &scpgate.Source{Type: tt.src, Number: 3}}
+		u, ok := scpgate.PointUpdateOf(ev)
+		if ok != (tt.aspect != "") || u.Aspect != tt.aspect {
+			t.Errorf("%s/%s from %s: got %+v %v, want aspect %q", tt.kind, tt.code, tt.src, u, ok, tt.aspect)
+		}
+	}
+	var in scpgate.InputState
+	in.Apply(scpgate.PointUpdate{Type: scpgate.PointInput, Aspect: scpgate.AspectState, Code: "fault_open", At: scpgate.Mark{Event: "e", Seq: 1}})
+	if in.State != "fault" || in.Code != "fault_open" {
+		t.Errorf("input after fault_open: got %+v, want state fault", in)
+	}
+}
+
+func TestCursorRoundTrip(t *testing.T) {
+	for _, c := range []scpgate.Cursor{
+		{Order: scpgate.OrderAsc, TimeNS: 1767225600123456789, ID: "SC1.7.42"},
+		{Order: scpgate.OrderDesc, TimeNS: -5, ID: "SC1.presence.s:1.online"},
+	} {
+		got, err := scpgate.ParseCursor(c.String())
+		if err != nil || got != c {
+			t.Errorf("ParseCursor(%v.String()) = %v, %v", c, got, err)
+		}
+	}
+	for _, bad := range []string{"", "!!", "YTox", "eDoxOmE"} {
+		if _, err := scpgate.ParseCursor(bad); err == nil {
+			t.Errorf("ParseCursor(%q): no error", bad)
+		}
+	}
+}
+
+func TestCheckEvent(t *testing.T) {
+	good := *doorEvent(5, "secure")
+	mut := []func(*scpgate.Event){
+		func(e *scpgate.Event) { e.ID = "" },
+		func(e *scpgate.Event) { e.Controller = "" },
+		func(e *scpgate.Event) { e.Kind = "doors" },
+		func(e *scpgate.Event) { e.Time = time.Time{} },
+		func(e *scpgate.Event) { e.Seq = 6 },
+		func(e *scpgate.Event) { e.Kind, e.Code = scpgate.KindPresence, "away" },
+	}
+	if err := scpgate.CheckEvent(&good); err != nil {
+		t.Fatalf("good event: %v", err)
+	}
+	for i, m := range mut {
+		ev := good
+		m(&ev)
+		if err := scpgate.CheckEvent(&ev); !errors.Is(err, scpgate.ErrInvalidEvent) {
+			t.Errorf("mutation %d: got %v, want ErrInvalidEvent", i, err)
+		}
+	}
+}
+
+// A door that was forced open stays forced open when an older event of it
+// arrives late.
+func ExampleControllerState_Apply() {
+	at := func(seq uint32) time.Time { return time.Date(2026, 1, 1, 0, 0, int(seq), 0, time.UTC) }
+	ev := func(seq uint32, code string) *scpgate.Event {
+		return &scpgate.Event{ID: scpgate.EventID("C1", 7, seq), Controller: "C1", Kind: scpgate.KindDoor,
+			BootEpoch: 7, Seq: seq, Time: at(seq), Received: at(seq), Code: code,
+			Source: &scpgate.Source{Type: "door", Number: 1}}
+	}
+	var c scpgate.ControllerState
+	fmt.Println(c.Apply(ev(10, "forced_open")))
+	fmt.Println(c.Apply(ev(9, "secure"))) // older: ignored
+	d := c.Doors[0]
+	fmt.Println(d.Status, d.ForcedOpen, d.StatusAt.Event)
+	// Output:
+	// true
+	// false
+	// forced_open true C1.7.10
+}
