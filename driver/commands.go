@@ -1,0 +1,484 @@
+package driver
+
+// Command delivery (guarantee 4 of the design): the owning session of a
+// controller reads its pending commands from SCP_COMMANDS after its cursor
+// (scp_cursors), sends them with a small window of outstanding tags,
+// publishes each result to scp.res.<serial>, writes the scp_commands
+// record, moves the cursor with compare-and-set and deletes the command.
+//
+// Scale: a session subscribes to scp.cmd.<serial> as a doorbell with
+// ChanSubscribe onto one channel per driver, read by one dispatcher
+// goroutine; the work (direct gets, publishes, key-value writes) runs on a
+// small pool of workers per driver, never on a session's read loop. A
+// session without commands holds one subscription and one small
+// cmdSession; the delivery state is allocated when a command is pending.
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// Tuning of command delivery.
+const (
+	// commandWorkers is the number of goroutines per driver that fetch,
+	// send and complete commands.
+	commandWorkers = 32
+	// doorbellBuffer is the capacity of the shared doorbell channel; when
+	// it fills, the client drops doorbells and the dispatcher rescans.
+	doorbellBuffer = 8192
+	// fenceRecheck is how long a session waits after a cursor conflict
+	// before it asks scp_sessions whether it still owns its controller.
+	fenceRecheck = time.Second
+	// retryMin and retryMax bound the backoff after a failed operation.
+	retryMin = 50 * time.Millisecond
+	retryMax = 2 * time.Second
+	// flushTimeout bounds the completion of received statuses once the
+	// driver closes.
+	flushTimeout = 2 * time.Second
+	// rescanEvery is how often the dispatcher checks for a NATS reconnect
+	// or a doorbell overflow, after which every session looks again.
+	rescanEvery = time.Second
+)
+
+// recheckDelays space the extra looks after a doorbell whose command was
+// not yet readable (a core subscriber may hear a publish before the stream
+// stored it).
+var recheckDelays = [...]time.Duration{200 * time.Millisecond, 20 * time.Millisecond, 2 * time.Millisecond}
+
+// CommandStats counts command delivery since New.
+type CommandStats struct {
+	// Sent counts command frames sent to controllers; Resent those of them
+	// that an earlier session had sent already (same tag).
+	Sent   uint64 `json:"sent"`
+	Resent uint64 `json:"resent"`
+	// OK, NAK, Failed and Expired count the results this driver published.
+	OK      uint64 `json:"ok"`
+	NAK     uint64 `json:"nak"`
+	Failed  uint64 `json:"failed"`
+	Expired uint64 `json:"expired"`
+	// CursorConflicts counts compare-and-set failures on scp_cursors:
+	// another session moved the cursor, delivery on this one stopped.
+	CursorConflicts uint64 `json:"cursor_conflicts"`
+	// UnknownStatuses counts statuses whose tag named no outstanding
+	// command of the session.
+	UnknownStatuses uint64 `json:"unknown_statuses"`
+	// Doorbells counts command notifications routed to a session.
+	Doorbells uint64 `json:"doorbells"`
+	// Errors counts failed NATS operations of delivery (each is retried).
+	Errors uint64 `json:"errors"`
+	// Delivering is the number of sessions holding delivery state now.
+	Delivering int64 `json:"delivering"`
+}
+
+// CommandStats returns a snapshot of the command delivery counters.
+func (d *Driver) CommandStats() CommandStats {
+	h, ok := d.hooks.(*commandHooks)
+	if !ok {
+		return CommandStats{}
+	}
+	c := &h.stats
+	return CommandStats{
+		Sent: c.sent.Load(), Resent: c.resent.Load(),
+		OK: c.ok.Load(), NAK: c.nak.Load(), Failed: c.failed.Load(), Expired: c.expired.Load(),
+		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
+		Doorbells: c.doorbells.Load(), Errors: c.errors.Load(), Delivering: c.delivering.Load(),
+	}
+}
+
+type cmdCounters struct {
+	sent, resent, ok, nak, failed, expired atomic.Uint64
+	conflicts, unknown, doorbells, errors  atomic.Uint64
+	delivering                             atomic.Int64
+}
+
+// countResult counts a result this driver published.
+func (c *cmdCounters) countResult(st scpgate.CommandStatus) {
+	switch st {
+	case scpgate.StatusOK:
+		c.ok.Add(1)
+	case scpgate.StatusNAK:
+		c.nak.Add(1)
+	case scpgate.StatusFailed:
+		c.failed.Add(1)
+	case scpgate.StatusExpired:
+		c.expired.Add(1)
+	}
+}
+
+// commandHooks delivers commands; it is the driver's hooks.
+type commandHooks struct {
+	d         *Driver
+	window    int           // outstanding (sent, unanswered) commands per session
+	opTimeout time.Duration // bound of one NATS operation
+	bell      chan *nats.Msg
+	stats     cmdCounters
+	rq        runQueue
+	overflow  atomic.Bool // the doorbell channel was seen full
+
+	mu       sync.RWMutex
+	sessions map[string]*cmdSession   // current session by serial; guarded by mu
+	shadowed map[*session]*cmdSession // sessions replaced by a newer one of their serial, until they end; guarded by mu
+}
+
+var _ hooks = (*commandHooks)(nil)
+
+func newCommandHooks(d *Driver) *commandHooks {
+	h := &commandHooks{
+		d:         d,
+		window:    d.opts.CommandWindow,
+		opTimeout: d.opts.CommandFetchTimeout,
+		bell:      make(chan *nats.Msg, doorbellBuffer),
+		sessions:  make(map[string]*cmdSession),
+		shadowed:  make(map[*session]*cmdSession),
+	}
+	h.rq.cond = sync.NewCond(&h.rq.mu)
+	return h
+}
+
+// cmdSession is the command side of one established session.
+type cmdSession struct {
+	s   *session
+	sub *nats.Subscription // the doorbell; nil if subscribing failed
+
+	mu       sync.Mutex // guards the fields below
+	queued   bool       // in the run queue
+	running  bool       // a worker is stepping it
+	dirty    bool       // kicked since the worker started
+	ended    bool       // the session ended: complete what was answered, send nothing
+	owed     uint16     // doorbells not yet matched by a command found
+	rechecks uint8      // looks left while owed > 0 and nothing is found
+	fails    uint8      // consecutive failed operations, for backoff
+	timer    *time.Timer
+	timerAt  time.Time
+	statuses []scpbridge.CommandStatus // received, not yet applied
+	dl       *delivery                 // nil until a command was pending; then owned by the running worker
+}
+
+func (h *commandHooks) start(ctx context.Context) error {
+	// Work outlives ctx by flushTimeout, so that what controllers
+	// answered before the driver closed is still completed.
+	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h.rq.cancel = cancel
+	h.d.bgWG.Add(1 + commandWorkers)
+	go h.dispatch(ctx)
+	for range commandWorkers {
+		go h.worker(work)
+	}
+	return nil
+}
+
+func (h *commandHooks) sessionStart(s *session) {
+	cs := &cmdSession{s: s, owed: 1, rechecks: 1}
+	subject, err := streams.CommandSubject(s.serial)
+	if err == nil {
+		cs.sub, err = h.d.nc.ChanSubscribe(subject, h.bell)
+	}
+	if err != nil {
+		h.stats.errors.Add(1)
+		s.log.Warn().Err(err).Msg("subscribe to command doorbell; commands arrive on reconnect only")
+	}
+	h.mu.Lock()
+	if old := h.sessions[s.serial]; old != nil {
+		h.shadowed[old.s] = old
+	}
+	h.sessions[s.serial] = cs
+	h.mu.Unlock()
+	h.kick(cs)
+}
+
+func (h *commandHooks) status(s *session, st *scpbridge.CommandStatus) {
+	cs := h.lookup(s)
+	if cs == nil {
+		h.stats.unknown.Add(1)
+		return
+	}
+	cs.mu.Lock()
+	if cs.dl == nil {
+		cs.mu.Unlock()
+		h.stats.unknown.Add(1)
+		return
+	}
+	cs.statuses = append(cs.statuses, *st) // Detail is a copy already
+	cs.mu.Unlock()
+	h.kick(cs)
+}
+
+func (h *commandHooks) sessionEnd(s *session, _ scpgate.CloseReason) {
+	h.mu.Lock()
+	cs := h.sessions[s.serial]
+	if cs != nil && cs.s == s {
+		delete(h.sessions, s.serial)
+	} else {
+		cs = h.shadowed[s]
+		delete(h.shadowed, s)
+	}
+	h.mu.Unlock()
+	if cs == nil {
+		return
+	}
+	if cs.sub != nil {
+		if err := cs.sub.Unsubscribe(); err != nil && h.d.nc.IsConnected() {
+			s.log.Debug().Err(err).Msg("unsubscribe command doorbell")
+		}
+	}
+	cs.mu.Lock()
+	cs.ended = true
+	if cs.timer != nil {
+		cs.timer.Stop()
+		cs.timer = nil
+	}
+	flush := cs.dl != nil
+	cs.mu.Unlock()
+	if flush {
+		h.stats.delivering.Add(-1)
+		h.kick(cs) // complete the commands the controller answered
+	}
+}
+
+// lookup returns the command side of s, current or shadowed.
+func (h *commandHooks) lookup(s *session) *cmdSession {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if cs := h.sessions[s.serial]; cs != nil && cs.s == s {
+		return cs
+	}
+	return h.shadowed[s]
+}
+
+// kick schedules cs on a worker; kicks coalesce and never block.
+func (h *commandHooks) kick(cs *cmdSession) {
+	cs.mu.Lock()
+	cs.dirty = true
+	if cs.queued || cs.running {
+		cs.mu.Unlock()
+		return
+	}
+	cs.queued = true
+	cs.mu.Unlock()
+	h.rq.push(cs)
+}
+
+// ring is a doorbell: a command was published for the session.
+func (h *commandHooks) ring(cs *cmdSession) {
+	cs.mu.Lock()
+	if cs.owed < 1<<15 {
+		cs.owed++
+	}
+	cs.rechecks = uint8(len(recheckDelays))
+	cs.mu.Unlock()
+	h.stats.doorbells.Add(1)
+	h.kick(cs)
+}
+
+// after kicks cs again in d, unless an earlier kick is already timed. The
+// timer is dropped when the session ends.
+func (h *commandHooks) after(cs *cmdSession, d time.Duration) {
+	at := time.Now().Add(d)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.ended {
+		return
+	}
+	if cs.timer != nil {
+		if !at.Before(cs.timerAt) {
+			return
+		}
+		cs.timer.Stop()
+	}
+	cs.timerAt = at
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
+		cs.mu.Lock()
+		if cs.timer == t {
+			cs.timer = nil
+		}
+		cs.mu.Unlock()
+		h.kick(cs)
+	})
+	cs.timer = t
+}
+
+// failed counts a failed operation of cs and retries it with backoff.
+func (h *commandHooks) failed(cs *cmdSession, what string, err error) {
+	h.stats.errors.Add(1)
+	cs.mu.Lock()
+	n := cs.fails
+	if n < 16 {
+		cs.fails++
+	}
+	ended := cs.ended
+	cs.mu.Unlock()
+	ev := cs.s.log.Debug()
+	if n == 0 || ended {
+		ev = cs.s.log.Warn()
+	}
+	ev.Err(err).Msg(what + " failed")
+	h.after(cs, min(retryMin<<n, retryMax))
+}
+
+// succeeded resets the backoff of cs.
+func (cs *cmdSession) succeeded() {
+	cs.mu.Lock()
+	cs.fails = 0
+	cs.mu.Unlock()
+}
+
+// found records that a pending command was read; it matches a doorbell.
+func (cs *cmdSession) found() {
+	cs.mu.Lock()
+	if cs.owed > 0 {
+		cs.owed--
+	}
+	cs.mu.Unlock()
+}
+
+// nothingFound records that the queue of cs looked empty. If a doorbell is
+// still unmatched, the command may not be readable yet: it returns the
+// delay of the next look, else 0.
+func (cs *cmdSession) nothingFound() time.Duration {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.owed == 0 || cs.rechecks == 0 {
+		cs.owed, cs.rechecks = 0, 0
+		return 0
+	}
+	cs.rechecks--
+	return recheckDelays[min(int(cs.rechecks), len(recheckDelays)-1)]
+}
+
+// dispatch routes doorbells to sessions and, after a NATS reconnect (core
+// messages may have been missed) or a doorbell overflow, makes every
+// session look at its queue again.
+func (h *commandHooks) dispatch(ctx context.Context) {
+	defer h.d.bgWG.Done()
+	tick := time.NewTicker(rescanEvery)
+	defer tick.Stop()
+	reconnects := h.d.nc.Stats().Reconnects
+	for {
+		select {
+		case <-ctx.Done():
+			h.rq.close()
+			return
+		case m := <-h.bell:
+			if len(h.bell) == cap(h.bell) {
+				h.overflow.Store(true)
+			}
+			serial, ok := streams.SerialFromSubject(m.Subject)
+			if !ok {
+				continue
+			}
+			h.mu.RLock()
+			cs := h.sessions[serial]
+			h.mu.RUnlock()
+			if cs != nil {
+				h.ring(cs)
+			}
+		case <-tick.C:
+			r := h.d.nc.Stats().Reconnects
+			if r != reconnects || h.overflow.Swap(false) {
+				reconnects = r
+				h.rescan()
+			}
+		}
+	}
+}
+
+// rescan makes every session look at its queue once more.
+func (h *commandHooks) rescan() {
+	h.mu.RLock()
+	list := make([]*cmdSession, 0, len(h.sessions))
+	for _, cs := range h.sessions {
+		list = append(list, cs)
+	}
+	h.mu.RUnlock()
+	h.d.log.Info().Int("sessions", len(list)).Msg("rescanning command queues")
+	for _, cs := range list {
+		cs.mu.Lock()
+		cs.owed, cs.rechecks = max(cs.owed, 1), max(cs.rechecks, 1)
+		cs.mu.Unlock()
+		h.kick(cs)
+	}
+}
+
+// worker steps scheduled sessions until the driver closes; then it
+// completes what is queued and returns. ctx ends flushTimeout after the
+// driver closed.
+func (h *commandHooks) worker(ctx context.Context) {
+	defer h.d.bgWG.Done()
+	for {
+		cs, flushing, ok := h.rq.pop()
+		if !ok {
+			return
+		}
+		cs.mu.Lock()
+		cs.queued, cs.running, cs.dirty = false, true, false
+		cs.mu.Unlock()
+		h.step(ctx, cs, flushing)
+		cs.mu.Lock()
+		cs.running = false
+		again := cs.dirty && !flushing
+		if again {
+			cs.queued = true
+		}
+		cs.mu.Unlock()
+		if again {
+			h.rq.push(cs)
+		}
+	}
+}
+
+// runQueue is the FIFO of sessions waiting for a worker. A session is in
+// it at most once (cmdSession.queued), so it holds at most one entry per
+// session.
+type runQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []*cmdSession
+	closed bool
+	cancel context.CancelFunc // ends the workers' context
+}
+
+func (q *runQueue) push(cs *cmdSession) {
+	q.mu.Lock()
+	q.items = append(q.items, cs)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+// pop waits for a session. After close it returns what is left, with
+// flushing set, then ok false.
+func (q *runQueue) pop() (cs *cmdSession, flushing, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return nil, false, false
+	}
+	cs = q.items[0]
+	q.items[0] = nil
+	q.items = q.items[1:]
+	if len(q.items) == 0 {
+		q.items = nil // let the backing array go
+	}
+	return cs, q.closed, true
+}
+
+// close makes pop hand out the remaining sessions for flushing, then stop;
+// the workers' context ends flushTimeout later.
+func (q *runQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+	time.AfterFunc(flushTimeout, q.cancel)
+}

@@ -1,0 +1,325 @@
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// errClaimContended is returned when the cursor kept moving under a
+// session that tried to claim it.
+var errClaimContended = errors.New("cursor claim contended")
+
+// delivery is the command state of a session with pending commands. It is
+// owned by the worker stepping its cmdSession.
+type delivery struct {
+	cursor     uint64   // last completed stream sequence (scp_cursors)
+	rev        uint64   // revision of the cursor key as this session wrote it
+	next       uint64   // lowest sequence not yet read
+	win        []*entry // read, not yet committed, in sequence order
+	peek       *jetstream.RawStreamMsg
+	recovering bool // until the queue is seen empty: commands may have been handled by an earlier session
+	fenced     bool // a cursor compare-and-set failed: send nothing
+	fencedAt   time.Time
+	undeleted  []uint64 // completed commands whose delete failed
+}
+
+// entry is one command between read and commit.
+type entry struct {
+	seq       uint64
+	tag       uint32
+	cmd       scpgate.Command
+	sent      time.Time       // zero until sent
+	res       *scpgate.Result // the final result once known
+	recorded  bool            // the final record of res is written
+	stored    bool            // and res is published
+	recovered bool            // res was read back from a record an earlier session wrote
+}
+
+// outstanding counts the entries sent and not yet answered.
+func (dl *delivery) outstanding() int {
+	n := 0
+	for _, e := range dl.win {
+		if e.res == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// tagOf is the wire tag of the command at seq: the same in every session,
+// so a controller recognises a command sent again.
+func tagOf(seq uint64) uint32 { return uint32(seq) }
+
+// step does all the work of cs that can be done now. flushing means the
+// driver closed: complete what was answered, read and send nothing.
+func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) {
+	cs.mu.Lock()
+	dl, ended := cs.dl, cs.ended
+	sts := cs.statuses
+	cs.statuses = nil
+	cs.mu.Unlock()
+	live := !flushing && !ended && cs.s.ctx.Err() == nil
+	if dl == nil {
+		if !live {
+			return
+		}
+		if dl = h.probe(ctx, cs); dl == nil {
+			return
+		}
+		cs.succeeded()
+	}
+	for i := range sts {
+		h.applyStatus(cs, dl, &sts[i])
+	}
+	if err := h.progress(ctx, cs, dl, live); err != nil {
+		if !flushing {
+			h.failed(cs, "command delivery", err)
+		} else {
+			cs.s.log.Warn().Err(err).Msg("complete commands at shutdown")
+		}
+		return
+	}
+	cs.succeeded()
+}
+
+// probe looks for a first pending command of cs; when there is one it
+// loads the cursor and returns the new delivery state.
+func (h *commandHooks) probe(ctx context.Context, cs *cmdSession) *delivery {
+	msg, err := h.fetch(ctx, cs.s.serial, 1)
+	if err != nil {
+		h.failed(cs, "read commands", err)
+		return nil
+	}
+	if msg == nil {
+		cs.succeeded()
+		if d := cs.nothingFound(); d > 0 {
+			h.after(cs, d)
+		}
+		return nil
+	}
+	dl := &delivery{recovering: true, peek: msg}
+	if err := h.load(ctx, cs, dl); err != nil {
+		h.failed(cs, "load command cursor", err)
+		return nil
+	}
+	cs.mu.Lock()
+	cs.dl = dl
+	if !cs.ended { // else sessionEnd did not see dl and does not count it out
+		h.stats.delivering.Add(1)
+	}
+	cs.mu.Unlock()
+	return dl
+}
+
+// load reads the cursor of cs and claims it: a write at the revision read
+// makes the compare-and-set of an older owner fail from now on. Commands
+// at or below the cursor are completed ones whose delete failed: they are
+// deleted now.
+func (h *commandHooks) load(ctx context.Context, cs *cmdSession, dl *delivery) error {
+	serial := cs.s.serial
+	kv := h.d.handles.Cursors
+	for range 3 {
+		octx, cancel := context.WithTimeout(ctx, h.opTimeout)
+		e, err := kv.Get(octx, serial)
+		cancel()
+		var cur, rev uint64
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case err != nil:
+			return fmt.Errorf("read cursor of %s: %w", serial, err)
+		default:
+			rev = e.Revision()
+			if cur, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
+				cs.s.log.Error().Str("value", string(e.Value())).Msg("unreadable command cursor; delivering from the start")
+				cur = 0
+			}
+		}
+		newRev, err := h.casCursor(ctx, serial, cur, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			continue // moved meanwhile: read again
+		}
+		if err != nil {
+			return fmt.Errorf("claim cursor of %s: %w", serial, err)
+		}
+		dl.cursor, dl.rev, dl.next = cur, newRev, cur+1
+		for dl.peek != nil && dl.peek.Sequence <= cur {
+			seq := dl.peek.Sequence
+			h.deleteCommand(ctx, cs, dl, seq)
+			if dl.peek, err = h.fetch(ctx, serial, seq+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("claim cursor of %s: %w", serial, errClaimContended)
+}
+
+// casCursor writes seq as the cursor of serial if its revision is still
+// rev (0: the key must not exist) and returns the new revision.
+func (h *commandHooks) casCursor(ctx context.Context, serial string, seq, rev uint64) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	defer cancel()
+	val := strconv.AppendUint(nil, seq, 10)
+	if rev == 0 {
+		return h.d.handles.Cursors.Create(ctx, serial, val)
+	}
+	return h.d.handles.Cursors.Update(ctx, serial, val, rev)
+}
+
+// fetch reads the first command of serial at or after seq; nil when there
+// is none.
+func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	subject, err := streams.CommandSubject(serial)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	defer cancel()
+	msg, err := h.d.handles.Commands.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read command of %s from %d: %w", serial, seq, err)
+	}
+	return msg, nil
+}
+
+// progress stores results, commits and sends until nothing more can be
+// done now.
+func (h *commandHooks) progress(ctx context.Context, cs *cmdSession, dl *delivery, live bool) error {
+	if dl.fenced && live && !h.unfence(ctx, cs, dl) {
+		live = false
+	}
+	for {
+		if err := h.storeResults(ctx, cs, dl); err != nil {
+			return err
+		}
+		if err := h.commit(ctx, cs, dl); err != nil {
+			return err
+		}
+		if !live || dl.fenced || h.d.draining.Load() || cs.s.ctx.Err() != nil {
+			return nil
+		}
+		more, err := h.fill(ctx, cs, dl)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// storeResults writes the final record of every known result not yet
+// stored, then publishes the result. The record goes first so that a
+// caller told the result by the publish finds the same in scp_commands;
+// a result whose record is final but whose publish may be missing is
+// publishResult publishes r to scp.res.<serial> with the command id as
+// commit moves the cursor over the completed commands at the head of the
+// window, one compare-and-set each, and deletes them from the stream. A
+// command answered out of order waits for those before it.
+func (h *commandHooks) commit(ctx context.Context, cs *cmdSession, dl *delivery) error {
+	retry := dl.undeleted
+	dl.undeleted = nil
+	for _, seq := range retry {
+		h.deleteCommand(ctx, cs, dl, seq)
+	}
+	for len(dl.win) > 0 && dl.win[0].stored && !dl.fenced {
+		e := dl.win[0]
+		rev, err := h.casCursor(ctx, cs.s.serial, e.seq, dl.rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
+			h.fence(cs, dl, e.seq, err)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("move cursor of %s to %d: %w", cs.s.serial, e.seq, err)
+		}
+		dl.cursor, dl.rev = e.seq, rev
+		dl.win[0] = nil
+		dl.win = dl.win[1:]
+		h.deleteCommand(ctx, cs, dl, e.seq)
+	}
+	if len(dl.win) == 0 {
+		dl.win = nil
+	}
+	return nil
+}
+
+// deleteCommand removes a completed command from SCP_COMMANDS, so that the
+// subject's message count is the pending queue. A failed delete is retried
+// on the next step (dl non-nil) or when a later session loads the cursor.
+func (h *commandHooks) deleteCommand(ctx context.Context, cs *cmdSession, dl *delivery, seq uint64) {
+	octx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	err := h.d.handles.Commands.DeleteMsg(octx, seq)
+	cancel()
+	if err == nil || errors.Is(err, jetstream.ErrMsgNotFound) {
+		return
+	}
+	h.stats.errors.Add(1)
+	cs.s.log.Warn().Err(err).Uint64("seq", seq).Msg("delete completed command")
+	if dl != nil {
+		dl.undeleted = append(dl.undeleted, seq)
+	}
+}
+
+// fence stops delivery on cs: another session moved the cursor.
+func (h *commandHooks) fence(cs *cmdSession, dl *delivery, seq uint64, err error) {
+	h.stats.conflicts.Add(1)
+	dl.fenced, dl.fencedAt = true, time.Now()
+	cs.s.log.Warn().Err(err).Uint64("seq", seq).Uint64("cursor", dl.cursor).
+		Msg("command cursor moved by another session; delivery stopped on this one")
+	h.after(cs, fenceRecheck)
+}
+
+// unfence decides whether a fenced session may deliver again: only once
+// fenceRecheck has passed, the session is still open (a session taken over
+// is closed by then) and scp_sessions names it as the owner. It then
+// reloads the cursor. It reports whether delivery may go on.
+func (h *commandHooks) unfence(ctx context.Context, cs *cmdSession, dl *delivery) bool {
+	if wait := fenceRecheck - time.Since(dl.fencedAt); wait > 0 {
+		h.after(cs, wait)
+		return false
+	}
+	octx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	e, err := h.d.handles.Sessions.Get(octx, cs.s.serial)
+	cancel()
+	var rec SessionRecord
+	if err == nil {
+		err = json.Unmarshal(e.Value(), &rec)
+	}
+	if err != nil || rec.Session != cs.s.id {
+		dl.fencedAt = time.Now()
+		h.after(cs, fenceRecheck)
+		return false
+	}
+	fresh := &delivery{recovering: true}
+	if err := h.load(ctx, cs, fresh); err != nil {
+		h.failed(cs, "reload command cursor", err)
+		return false
+	}
+	cs.s.log.Info().Uint64("cursor", fresh.cursor).Msg("still the owner after a cursor conflict; delivering again")
+	keep := dl.win[:0]
+	for _, e := range dl.win {
+		if e.seq > fresh.cursor {
+			keep = append(keep, e)
+		}
+	}
+	dl.win = keep
+	dl.cursor, dl.rev, dl.fenced, dl.recovering = fresh.cursor, fresh.rev, false, true
+	dl.next = max(dl.next, fresh.next)
+	return true
+}
+
+// fill reads pending commands after the window and sends them while fewer
+// than the window are unanswered. It reports whether it added a command
+// that is already final (expired, or completed by an earlier session), so
+// entryOf decodes a stored command. The entry carries its result already
+// send puts e on the session's writer and writes its "sent" record. It
+// reports false when the session is closing: e is dropped from the

@@ -1,0 +1,184 @@
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// fenceRig is a driver's command hooks with one hand-made session, stepped
+// by the test instead of the workers.
+type fenceRig struct {
+	t   *testing.T
+	ctx context.Context
+	js  jetstream.JetStream
+	h   *commandHooks
+	cs  *cmdSession
+}
+
+func newFenceRig(t *testing.T, serial string) *fenceRig {
+	srv := natstest.RunServer(t)
+	nc := natstest.Connect(t, srv)
+	js := natstest.JetStream(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	cfg := streams.DefaultConfig()
+	cfg.Storage = jetstream.MemoryStorage
+	handles, err := streams.Ensure(ctx, js, cfg)
+	if err != nil {
+		t.Fatalf("ensure: %v", err)
+	}
+	d, err := New(Options{ID: "stale", NATS: nc, Streams: cfg, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil {
+		t.Fatalf("new driver: %v", err)
+	}
+	d.handles = handles
+	t.Cleanup(d.bgStop)
+	conn, peer := net.Pipe()
+	t.Cleanup(func() { conn.Close(); peer.Close() })
+	s := newSession(d, conn)
+	s.serial = serial
+	s.log = s.log.With().Str("serial", serial).Logger()
+	return &fenceRig{t: t, ctx: ctx, js: js, h: newCommandHooks(d), cs: &cmdSession{s: s}}
+}
+
+// store queues an unlock command for the rig's controller and returns its
+// stream sequence.
+func (r *fenceRig) store() uint64 {
+	r.t.Helper()
+	door := uint16(1)
+	now := time.Now().UTC()
+	data, _ := json.Marshal(scpgate.Command{V: 1, Controller: r.cs.s.serial, Type: scpgate.CmdMomentaryUnlock,
+		Params: scpgate.CommandParams{Door: &door, Seconds: 1}, Created: now, Expires: now.Add(time.Hour)})
+	subject, _ := streams.CommandSubject(r.cs.s.serial)
+	ack, err := r.js.Publish(r.ctx, subject, data)
+	if err != nil {
+		r.t.Fatalf("store command: %v", err)
+	}
+	return ack.Sequence
+}
+
+// sent returns the number of frames queued on the session's writer.
+func (r *fenceRig) sent() int {
+	r.cs.s.mu.Lock()
+	defer r.cs.s.mu.Unlock()
+	return r.cs.s.outFrames
+}
+
+func (r *fenceRig) cursor() (string, uint64) {
+	r.t.Helper()
+	e, err := r.h.d.handles.Cursors.Get(r.ctx, r.cs.s.serial)
+	if err != nil {
+		r.t.Fatalf("read cursor: %v", err)
+	}
+	return string(e.Value()), e.Revision()
+}
+
+// TestCommandFencing: a session whose cursor revision is stale (another
+// session claimed the cursor) cannot move it: its compare-and-set fails,
+// the command is not deleted, and it sends nothing more. Once scp_sessions
+// names it as the owner again it reloads the cursor and goes on.
+func TestCommandFencing(t *testing.T) {
+	r := newFenceRig(t, "FENCE1")
+	seq1, seq2 := r.store(), r.store()
+	r.h.step(r.ctx, r.cs, false)
+	if n := r.sent(); n != 2 {
+		t.Fatalf("sent %d commands, want 2", n)
+	}
+	val, rev := r.cursor()
+	if val != "0" {
+		t.Fatalf("claimed cursor %q, want 0", val)
+	}
+
+	// Another driver's session claims the cursor.
+	if _, err := r.h.d.handles.Cursors.Update(r.ctx, "FENCE1", []byte(val), rev); err != nil {
+		t.Fatalf("claim by the new owner: %v", err)
+	}
+	_, claimed := r.cursor()
+
+	// The controller answers the first command on the stale session.
+	r.cs.statuses = append(r.cs.statuses, scpbridge.CommandStatus{Tag: tagOf(seq1), Status: scpbridge.StatusOK})
+	r.h.step(r.ctx, r.cs, false)
+	if n := r.h.stats.conflicts.Load(); n != 1 {
+		t.Errorf("cursor conflicts %d, want 1", n)
+	}
+	if val, rev := r.cursor(); val != "0" || rev != claimed {
+		t.Errorf("cursor %s at revision %d, want 0 at %d (unmoved)", val, rev, claimed)
+	}
+	if _, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq1); err != nil {
+		t.Errorf("command %d was deleted by the fenced session: %v", seq1, err)
+	}
+	if !r.cs.dl.fenced {
+		t.Errorf("delivery not fenced after the conflict")
+	}
+
+	// Delivery stopped: the answer to the second command frees the window
+	// but nothing new is sent.
+	seq3 := r.store()
+	r.cs.statuses = append(r.cs.statuses, scpbridge.CommandStatus{Tag: tagOf(seq2), Status: scpbridge.StatusOK})
+	r.h.step(r.ctx, r.cs, false)
+	if n := r.sent(); n != 2 {
+		t.Errorf("fenced session sent %d commands, want still 2", n)
+	}
+
+	// scp_sessions names this session: after the recheck delay it reloads
+	// the cursor and delivers the third command.
+	rec, _ := json.Marshal(SessionRecord{Driver: "stale", Session: r.cs.s.id})
+	if _, err := r.h.d.handles.Sessions.Put(r.ctx, "FENCE1", rec); err != nil {
+		t.Fatalf("write session: %v", err)
+	}
+	r.cs.dl.fencedAt = time.Now().Add(-fenceRecheck)
+	r.h.step(r.ctx, r.cs, false)
+	if r.cs.dl.fenced {
+		t.Fatalf("still fenced after scp_sessions named the session")
+	}
+	if val, _ := r.cursor(); val != "2" {
+		t.Errorf("cursor %s after resuming, want 2", val)
+	}
+	if n := r.sent(); n != 3 {
+		t.Errorf("sent %d commands after resuming, want 3 (command %d)", n, seq3)
+	}
+	for _, seq := range []uint64{seq1, seq2} {
+		if _, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Errorf("completed command %d still stored: %v", seq, err)
+		}
+	}
+}
+
+// TestCommandFencedStaysStopped: a fenced session that scp_sessions does
+// not name never delivers again.
+func TestCommandFencedStaysStopped(t *testing.T) {
+	r := newFenceRig(t, "FENCE2")
+	seq1 := r.store()
+	r.h.step(r.ctx, r.cs, false)
+	val, rev := r.cursor()
+	if _, err := r.h.d.handles.Cursors.Update(r.ctx, "FENCE2", []byte(val), rev); err != nil {
+		t.Fatalf("claim by the new owner: %v", err)
+	}
+	rec, _ := json.Marshal(SessionRecord{Driver: "other", Session: "0123456789abcdef"})
+	if _, err := r.h.d.handles.Sessions.Put(r.ctx, "FENCE2", rec); err != nil {
+		t.Fatalf("write session: %v", err)
+	}
+	r.cs.statuses = append(r.cs.statuses, scpbridge.CommandStatus{Tag: tagOf(seq1), Status: scpbridge.StatusOK})
+	r.h.step(r.ctx, r.cs, false)
+	r.store()
+	r.cs.dl.fencedAt = time.Now().Add(-fenceRecheck)
+	r.h.step(r.ctx, r.cs, false)
+	if !r.cs.dl.fenced || r.sent() != 1 {
+		t.Errorf("fenced %v, sent %d; want still fenced with 1 sent", r.cs.dl.fenced, r.sent())
+	}
+	if val, _ := r.cursor(); val != "0" {
+		t.Errorf("cursor %s, want 0", val)
+	}
+}

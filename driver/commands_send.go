@@ -1,0 +1,240 @@
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/commands"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// applyStatus records the controller's answer to one outstanding command.
+func (h *commandHooks) applyStatus(cs *cmdSession, dl *delivery, st *scpbridge.CommandStatus) {
+	for _, e := range dl.win {
+		if e.tag != st.Tag || e.sent.IsZero() || e.res != nil {
+			continue
+		}
+		switch st.Status {
+		case scpbridge.StatusOK:
+			e.res = h.result(cs.s.serial, e, scpgate.StatusOK, "", st.Detail)
+		case scpbridge.StatusNAK:
+			e.res = h.result(cs.s.serial, e, scpgate.StatusNAK, st.NakReason.String(), st.Detail)
+		default:
+			e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "controller", st.Detail)
+		}
+		return
+	}
+	h.stats.unknown.Add(1)
+	cs.s.log.Debug().Uint32("tag", st.Tag).Msg("status for no outstanding command")
+}
+
+// result returns the final result of e.
+func (h *commandHooks) result(serial string, e *entry, st scpgate.CommandStatus, reason, detail string) *scpgate.Result {
+	r := &scpgate.Result{
+		V: scpgate.SchemaVersion, ID: commands.ID(serial, e.seq), Controller: serial,
+		Type: e.cmd.Type, Status: st, Reason: reason, Detail: detail, Seq: e.seq,
+		Created: e.cmd.Created, Finished: time.Now().UTC(), Driver: h.d.opts.ID,
+	}
+	if !e.sent.IsZero() {
+		t := e.sent.UTC()
+		r.Sent = &t
+	}
+	return r
+}
+
+// published again on recovery (the message id makes that harmless).
+func (h *commandHooks) storeResults(ctx context.Context, cs *cmdSession, dl *delivery) error {
+	for _, e := range dl.win {
+		if e.res == nil || e.stored {
+			continue
+		}
+		if !e.recorded {
+			rec := commands.RecordOf(e.res)
+			if err := h.putRecord(ctx, &rec); err != nil {
+				return err
+			}
+			e.recorded = true
+		}
+		if err := h.publishResult(ctx, e.res); err != nil {
+			return err
+		}
+		e.stored = true
+		if !e.recovered {
+			h.stats.countResult(e.res.Status)
+		}
+		cs.s.log.Debug().Str("id", e.res.ID).Str("status", string(e.res.Status)).Str("reason", e.res.Reason).Msg("command result")
+	}
+	return nil
+}
+
+// message id, so a repeat is stored once.
+func (h *commandHooks) publishResult(ctx context.Context, r *scpgate.Result) error {
+	subject, err := streams.ResultSubject(r.Controller)
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result %s: %w", r.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	defer cancel()
+	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{r.ID}}}
+	if _, err := h.d.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(streams.ResultsStream)); err != nil {
+		return fmt.Errorf("publish result %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// putRecord writes the scp_commands record of a command.
+func (h *commandHooks) putRecord(ctx context.Context, rec *commands.Record) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode record %s: %w", rec.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	defer cancel()
+	if _, err := h.d.handles.CommandStatus.Put(ctx, rec.ID, data); err != nil {
+		return fmt.Errorf("write %s record of %s: %w", rec.Status, rec.ID, err)
+	}
+	return nil
+}
+
+// that the caller stores and commits again.
+func (h *commandHooks) fill(ctx context.Context, cs *cmdSession, dl *delivery) (final bool, err error) {
+	serial := cs.s.serial
+	for dl.outstanding() < h.window && len(dl.win) < 4*h.window {
+		msg := dl.peek
+		dl.peek = nil
+		if msg == nil || msg.Sequence < dl.next {
+			if msg, err = h.fetch(ctx, serial, dl.next); err != nil {
+				return final, err
+			}
+		}
+		if msg == nil {
+			dl.recovering = false
+			if d := cs.nothingFound(); d > 0 {
+				h.after(cs, d)
+			}
+			return final, nil
+		}
+		cs.found()
+		e, err := h.entryOf(ctx, cs, dl, msg)
+		if err != nil {
+			dl.peek = msg // try again
+			return final, err
+		}
+		dl.next = msg.Sequence + 1
+		dl.win = append(dl.win, e)
+		if e.res != nil {
+			final = true
+			continue
+		}
+		if !h.send(ctx, cs, dl, e) {
+			return final, nil
+		}
+		final = final || e.res != nil // not a valid command
+	}
+	return final, nil
+}
+
+// when the command is final: completed by an earlier session (recovery),
+// expired, or not a valid command.
+func (h *commandHooks) entryOf(ctx context.Context, cs *cmdSession, dl *delivery, msg *jetstream.RawStreamMsg) (*entry, error) {
+	e := &entry{seq: msg.Sequence, tag: tagOf(msg.Sequence)}
+	if err := json.Unmarshal(msg.Data, &e.cmd); err != nil {
+		e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "invalid_command", "stored command does not decode: "+err.Error())
+		return e, nil
+	}
+	var prior *commands.Record
+	if dl.recovering {
+		rec, err := h.record(ctx, commands.ID(cs.s.serial, e.seq))
+		if err != nil {
+			return nil, err
+		}
+		prior = rec
+	}
+	now := time.Now()
+	expired := !e.cmd.Expires.IsZero() && now.After(e.cmd.Expires)
+	switch {
+	case prior != nil && prior.Status.Final():
+		// An earlier session finished it but did not move the cursor:
+		// publish its result again (it may be missing) and commit it.
+		res, _ := prior.Result()
+		e.res, e.recorded, e.recovered = &res, true, true
+	case prior != nil && prior.Status == scpgate.StatusSent && expired:
+		e.sent = derefTime(prior.Sent)
+		e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "unanswered",
+			"sent in an earlier session without a status before it expired")
+	case expired:
+		e.res = h.result(cs.s.serial, e, scpgate.StatusExpired, "", "expired before it could be sent")
+	case prior != nil && prior.Status == scpgate.StatusSent:
+		e.sent = derefTime(prior.Sent) // sent again below, same tag
+	}
+	return e, nil
+}
+
+// derefTime returns *t, or the zero time for nil.
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// record reads the scp_commands record of id; nil when there is none.
+func (h *commandHooks) record(ctx context.Context, id string) (*commands.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	defer cancel()
+	e, err := h.d.handles.CommandStatus.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read record of %s: %w", id, err)
+	}
+	var rec commands.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, nil // unreadable: treat as absent, it is rewritten
+	}
+	return &rec, nil
+}
+
+// window and sent again by a later session.
+func (h *commandHooks) send(ctx context.Context, cs *cmdSession, dl *delivery, e *entry) bool {
+	w, err := commands.ToWire(&e.cmd, e.tag)
+	if err != nil {
+		e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "invalid_command", err.Error())
+		return true
+	}
+	resent := !e.sent.IsZero()
+	if err := cs.s.send(w); err != nil {
+		dl.win = dl.win[:len(dl.win)-1]
+		dl.next = e.seq
+		return false
+	}
+	e.sent = time.Now()
+	h.stats.sent.Add(1)
+	if resent {
+		h.stats.resent.Add(1)
+	}
+	sent := e.sent.UTC()
+	rec := commands.Record{
+		ID: commands.ID(cs.s.serial, e.seq), Controller: cs.s.serial, Type: e.cmd.Type,
+		Status: scpgate.StatusSent, Seq: e.seq, Created: e.cmd.Created, Expires: e.cmd.Expires,
+		Sent: &sent, Driver: h.d.opts.ID,
+	}
+	if err := h.putRecord(ctx, &rec); err != nil {
+		h.stats.errors.Add(1) // the final record follows; a missing "sent" is cosmetic
+		cs.s.log.Debug().Err(err).Msg("write sent record")
+	}
+	return true
+}

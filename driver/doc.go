@@ -1,0 +1,56 @@
+// Package driver accepts controller connections (SCP/TCP, package
+// scpbridge), runs one session per controller and publishes every
+// controller transaction to JetStream as an scpgate.Event on
+// scp.evt.<serial>.<kind>.
+//
+// # Guarantees
+//
+// A transaction is acknowledged to its controller only after JetStream
+// stored it, cumulatively and in order (scpbridge.AckTracker): the
+// controller keeps everything unacknowledged in its log and sends it again
+// after a reconnect. Each event is published with Nats-Msg-Id =
+// <serial>.<boot epoch>.<seq>, so a repeat inside the duplicate window is
+// stored once. When a publish fails or times out (NATS down, JetStream not
+// ready), the driver does not acknowledge, keeps the session open and
+// republishes the same messages, in order, with backoff, once NATS is
+// back; nothing is dropped inside the driver. Meanwhile new sessions are
+// refused (reject unavailable) and /readyz reports 503, so that the load
+// balancer sends controllers to a driver that can store their events.
+//
+// # Sessions
+//
+// The read loop of a session runs on its accept goroutine and one writer
+// goroutine owns every socket write: a bounded queue of encoded frames
+// (a full queue closes the controller as a slow consumer, the reader never
+// blocks on it), the newest cumulative ack (coalesced), pings when idle,
+// and a write deadline on every write. A session's in-flight transactions
+// are bounded by Options.MaxInflightPerSession (the read loop stops
+// reading that socket while the window is full) and the driver's by
+// Options.MaxInflightTotal. PubAcks come back through jetstream's async
+// ack handler: no goroutine or future per message.
+//
+// # Ownership
+//
+// A session that completes its handshake writes its serial's key in the
+// scp_sessions bucket (SessionRecord) and publishes an online presence
+// event; when it ends it deletes the key only if it is still its own
+// revision and publishes an offline event with the close reason. One
+// session owns a serial at a time: a second session of the same serial on
+// this driver closes the first (taken_over), and every driver watches
+// scp_sessions with one watcher and closes its local session when a newer
+// session elsewhere wrote the key.
+//
+// # Operations
+//
+// Drain releases controllers gradually (Options.DrainRate per second) after
+// their in-flight events are stored and acknowledged; Handler serves
+// /healthz, /readyz and /stats; the NATS micro service scpgate-driver
+// reports the driver's id, controller port and Stats, and its "sessions"
+// endpoint lists the serials held. Every close and rejection has a typed
+// reason (scpgate.CloseReason, scpbridge.RejectReason), is logged with the
+// session's serial, remote address and session id, and is counted in Stats.
+//
+// Command delivery plugs into the session through the hooks interface
+// (hooks.go): session start and end, CommandStatus frames from the read
+// loop, and a non-blocking send through the session's writer.
+package driver

@@ -1,0 +1,304 @@
+package driver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// Errors returned by the Driver.
+var (
+	// ErrClosed is returned by Start, Drain and Close on a driver that was
+	// already drained or closed.
+	ErrClosed = errors.New("driver: closed")
+	// ErrStarted is returned by a second call to Start.
+	ErrStarted = errors.New("driver: already started")
+)
+
+// Driver accepts controller connections, runs one session per controller,
+// publishes every transaction to JetStream and acknowledges it to the
+// controller only once stored. See the package documentation.
+type Driver struct {
+	opts  Options
+	log   zerolog.Logger
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	stats *counters
+	sem   chan struct{} // driver-wide in-flight tokens: one per unconfirmed transaction
+
+	// hooks for command delivery (see hooks.go); set before Start.
+	hooks hooks
+
+	// set by Start, then read-only
+	handles *streams.Handles
+	ln      net.Listener
+	httpSrv *http.Server
+	svc     micro.Service
+	bgCtx   context.Context // canceled by Close: stops retries and background work
+	bgStop  context.CancelFunc
+
+	started  atomic.Bool
+	ensured  atomic.Bool
+	draining atomic.Bool
+	closed   atomic.Bool
+
+	mu       sync.Mutex
+	sessions map[string]*session   // established sessions by serial; guarded by mu
+	conns    map[*session]struct{} // every live connection; guarded by mu
+
+	connWG sync.WaitGroup // one per connection goroutine
+	bgWG   sync.WaitGroup // background loops (watcher, retrier)
+	presWG sync.WaitGroup // presence work of started and ended sessions
+
+	pubs publishes // transactions awaiting a PubAck
+	rt   retrier
+}
+
+// New returns a driver configured by opts; Start runs it.
+func New(opts Options) (*Driver, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	d := &Driver{
+		opts:     opts,
+		log:      opts.Log.With().Str("driver", opts.ID).Logger(),
+		nc:       opts.NATS,
+		stats:    newCounters(),
+		sem:      make(chan struct{}, opts.MaxInflightTotal),
+		sessions: make(map[string]*session),
+		conns:    make(map[*session]struct{}),
+		pubs:     publishes{m: make(map[*nats.Msg]*pub)},
+		rt:       newRetrier(),
+	}
+	d.hooks = newCommandHooks(d)
+	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
+	js, err := jetstream.New(d.nc,
+		jetstream.WithPublishAsyncAckHandler(d.onPubAck),
+		jetstream.WithPublishAsyncErrHandler(d.onPubErr),
+		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("driver: jetstream context: %w", err)
+	}
+	d.js = js
+	return d, nil
+}
+
+// ID returns the driver's id.
+func (d *Driver) ID() string { return d.opts.ID }
+
+// Start ensures the streams and buckets (retrying until ctx ends while NATS
+// is unavailable), listens for controllers, starts watching scp_sessions
+// and registers the scpgate-driver micro service. It returns once the
+// driver accepts connections.
+func (d *Driver) Start(ctx context.Context) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	if !d.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	h, err := d.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	d.handles = h
+	d.ensured.Store(true)
+
+	ln, err := net.Listen("tcp", d.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("driver: listen on %s: %w", d.opts.Listen, err)
+	}
+	if d.opts.TLS != nil {
+		ln = tls.NewListener(ln, d.opts.TLS)
+	}
+	d.ln = ln
+
+	if err := d.hooks.start(d.bgCtx); err != nil {
+		ln.Close()
+		return fmt.Errorf("driver: start hooks: %w", err)
+	}
+	d.bgWG.Add(2)
+	go d.watchSessions()
+	go d.retryLoop()
+
+	if err := d.startService(); err != nil {
+		ln.Close()
+		d.bgStop()
+		return err
+	}
+	if d.opts.HTTPListen != "" {
+		if err := d.startHTTP(); err != nil {
+			ln.Close()
+			d.bgStop()
+			return err
+		}
+	}
+	d.connWG.Add(1)
+	go d.acceptLoop(ln)
+	d.log.Info().Str("listen", ln.Addr().String()).Bool("tls", d.opts.TLS != nil).Msg("driver started")
+	return nil
+}
+
+// ensure creates the streams and buckets, retrying with backoff while
+// NATS or JetStream is unavailable.
+func (d *Driver) ensure(ctx context.Context) (*streams.Handles, error) {
+	wait := 100 * time.Millisecond
+	for {
+		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		h, err := streams.Ensure(ectx, d.js, d.opts.Streams)
+		cancel()
+		if err == nil {
+			return h, nil
+		}
+		if errors.Is(err, streams.ErrInvalidConfig) {
+			return nil, fmt.Errorf("driver: ensure streams: %w", err)
+		}
+		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("ensure streams failed")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("driver: ensure streams: %w (last error: %v)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// Addr returns the controller listen address, or nil before Start.
+func (d *Driver) Addr() net.Addr {
+	if d.ln == nil {
+		return nil
+	}
+	return d.ln.Addr()
+}
+
+// acceptLoop accepts controller connections until the listener closes.
+func (d *Driver) acceptLoop(ln net.Listener) {
+	defer d.connWG.Done()
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait, do not spin.
+			d.log.Warn().Err(err).Dur("retry_in", backoff).Msg("accept failed")
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		d.stats.connects.Add(1)
+		s := newSession(d, conn)
+		d.mu.Lock()
+		if d.closed.Load() {
+			d.mu.Unlock()
+			conn.Close()
+			d.stats.closed(scpgate.ReasonShutdown)
+			continue
+		}
+		d.conns[s] = struct{}{}
+		d.connWG.Add(1)
+		d.mu.Unlock()
+		go func() {
+			defer d.connWG.Done()
+			s.serve()
+		}()
+	}
+}
+
+// register makes s the owner of its serial on this driver, closing an
+// older local session of the same serial (taken over). It refuses while
+// draining.
+func (d *Driver) register(s *session) (scpbridge.RejectReason, bool) {
+	d.mu.Lock()
+	if d.draining.Load() || d.closed.Load() {
+		d.mu.Unlock()
+		return scpbridge.RejectDraining, false
+	}
+	old := d.sessions[s.serial]
+	d.sessions[s.serial] = s
+	d.mu.Unlock()
+	if old != nil {
+		old.log.Info().Str("by_session", s.id).Msg("session taken over on this driver")
+		old.close(scpgate.ReasonTakenOver, &scpbridge.Bye{Reason: scpbridge.ByeTakenOver, Text: "new session " + s.id})
+	}
+	return 0, true
+}
+
+// unregister forgets s; a newer session of the same serial stays.
+func (d *Driver) unregister(s *session) {
+	d.mu.Lock()
+	if s.serial != "" && d.sessions[s.serial] == s {
+		delete(d.sessions, s.serial)
+	}
+	delete(d.conns, s)
+	d.mu.Unlock()
+}
+
+// lookup returns the established session of serial, if any.
+func (d *Driver) lookup(serial string) *session {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.sessions[serial]
+}
+
+// Close stops the driver at once: it stops accepting, closes every session
+// with ReasonShutdown (without waiting for in-flight publishes; their
+// controllers re-send them elsewhere), stops the micro service and the
+// HTTP server, and waits for its goroutines. It does not close the NATS
+// connection. Prefer Drain for a planned stop.
+func (d *Driver) Close() error {
+	if !d.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	d.draining.Store(true)
+	if d.ln != nil {
+		d.ln.Close()
+	}
+	d.mu.Lock()
+	all := make([]*session, 0, len(d.conns))
+	for s := range d.conns {
+		all = append(all, s)
+	}
+	d.mu.Unlock()
+	for _, s := range all {
+		s.close(scpgate.ReasonShutdown, d.byeDraining("driver shutting down"))
+	}
+	d.connWG.Wait()
+	d.bgStop() // presence work makes its current attempt, then gives up
+	d.presWG.Wait()
+	d.bgWG.Wait()
+	var errs []error
+	if d.svc != nil {
+		if err := d.svc.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop micro service: %w", err))
+		}
+	}
+	if d.httpSrv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := d.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop http server: %w", err))
+		}
+		cancel()
+	}
+	d.log.Info().Msg("driver closed")
+	return errors.Join(errs...)
+}

@@ -1,0 +1,231 @@
+package driver_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/sim"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// TestFleetEventsStoredOnce: 50 controllers generate events; each is in
+// SCP_EVENTS exactly once, on its subject, and every controller ends with
+// nothing unacknowledged.
+func TestFleetEventsStoredOnce(t *testing.T) {
+	e := newEnv(t)
+	d := e.startDriver("d1", nil)
+	const count, each = 50, 120
+	f := sim.NewFleet(sim.FleetConfig{Controller: simConfig(d.Addr().String(), ""), Count: count, Ramp: 1000})
+	runFleet(t, f)
+	ctrls := f.Controllers()
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if n := d.Stats().Sessions; n != count {
+			return fmt.Errorf("%d sessions, want %d", n, count)
+		}
+		return nil
+	})
+	for round := 0; round < 4; round++ {
+		for _, c := range ctrls {
+			c.Generate(each / 4)
+		}
+	}
+	waitAcked(t, 30*time.Second, ctrls...)
+
+	evs := readEvents(t, e.js)
+	checkExactlyOnce(t, evs, ctrls...)
+	for _, c := range ctrls {
+		pres := presenceOf(evs, c.Serial())
+		if len(pres) != 1 || pres[0].Code != driver.PresenceOnline || pres[0].Driver != "d1" {
+			t.Errorf("%s: presence %+v, want one online event from d1", c.Serial(), pres)
+		}
+	}
+	st := d.Stats()
+	if st.EventsReceived != count*each || st.EventsAcked != count*each || st.EventsPublished != count*each {
+		t.Errorf("stats received %d, published %d, acked %d; want %d each", st.EventsReceived, st.EventsPublished, st.EventsAcked, count*each)
+	}
+	if st.Inflight != 0 {
+		t.Errorf("inflight %d after everything was acked", st.Inflight)
+	}
+	if len(d.Sessions()) != count {
+		t.Errorf("Sessions() lists %d, want %d", len(d.Sessions()), count)
+	}
+
+	// scp_sessions names this driver for every controller.
+	kv, err := e.js.KeyValue(context.Background(), streams.SessionsBucket)
+	if err != nil {
+		t.Fatalf("sessions bucket: %v", err)
+	}
+	for _, c := range ctrls[:5] {
+		ent, err := kv.Get(context.Background(), c.Serial())
+		if err != nil {
+			t.Fatalf("scp_sessions %s: %v", c.Serial(), err)
+		}
+		if want := `"driver":"d1"`; !strings.Contains(string(ent.Value()), want) {
+			t.Errorf("scp_sessions %s = %s, want %s", c.Serial(), ent.Value(), want)
+		}
+	}
+}
+
+// TestNATSRestart: the embedded server goes down mid-stream and comes back
+// on the same store and port. While it is down nothing is acknowledged;
+// afterwards every event is stored exactly once.
+func TestNATSRestart(t *testing.T) {
+	e := newEnv(t)
+	d := e.startDriver("d1", nil)
+	const count = 10
+	f := sim.NewFleet(sim.FleetConfig{Controller: simConfig(d.Addr().String(), ""), Count: count, Ramp: 1000})
+	f.SetRate(200) // 2,000 events/s across the fleet, until stopped
+	stop := runFleet(t, f)
+	ctrls := f.Controllers()
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if st := d.Stats(); st.EventsAcked < 1000 {
+			return fmt.Errorf("%d events acked so far", st.EventsAcked)
+		}
+		return nil
+	})
+
+	e.restart(func() {
+		// Wait until the driver saw the disconnect, then record the acks.
+		natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if r := d.Ready(); r.NATSConnected {
+				return fmt.Errorf("driver still connected")
+			}
+			return nil
+		})
+		before := acked(ctrls)
+		gen := generated(ctrls)
+		natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+			if g := generated(ctrls); g < gen+500 {
+				return fmt.Errorf("generated %d more while down", g-gen)
+			}
+			return nil
+		})
+		if after := acked(ctrls); after != before {
+			t.Errorf("controllers acknowledged while NATS was down: %d -> %d", before, after)
+		}
+		if r := d.Ready(); r.Ready {
+			t.Errorf("readyz ready while NATS is down: %+v", r)
+		}
+		if n := d.Stats().Sessions; n != count {
+			t.Errorf("%d sessions while NATS is down, want %d kept open", n, count)
+		}
+		// A new controller is sent elsewhere meanwhile.
+		r := dialRaw(t, d.Addr().String())
+		r.write(&scpbridge.Hello{Serial: "LATE1", BootEpoch: 1})
+		if ft, err := r.next(2 * time.Second); err != nil || ft != scpbridge.FrameReject || r.cs.Reject.Reason != scpbridge.RejectUnavailable {
+			t.Errorf("new session while NATS is down: got %s %+v, %v; want reject unavailable", ft, r.cs.Reject, err)
+		}
+	})
+
+	f.SetRate(0)
+	waitAcked(t, 30*time.Second, ctrls...)
+	evs := readEvents(t, e.js)
+	checkExactlyOnce(t, evs, ctrls...)
+	for _, c := range ctrls {
+		if n := c.Stats().Sessions; n != 1 {
+			t.Errorf("%s needed %d sessions across the outage, want 1", c.Serial(), n)
+		}
+	}
+	st := d.Stats()
+	t.Logf("publish errors %d, republished %d, duplicates %d, generated %d", st.PublishErrors, st.Republished, st.EventsDuplicate, generated(ctrls))
+	if st.Closed(scpgate.ReasonHeartbeatTimeout) != 0 {
+		t.Errorf("sessions timed out during the outage: %v", st.Closes)
+	}
+	if st.Republished == 0 {
+		t.Errorf("nothing was held back and republished across the outage")
+	}
+	stop()
+	if err := d.Close(); err != nil { // before the restarted server's cleanup
+		t.Errorf("close: %v", err)
+	}
+}
+
+func acked(cs []*sim.Controller) (n uint64) {
+	for _, c := range cs {
+		n += c.Stats().Acked
+	}
+	return n
+}
+
+func generated(cs []*sim.Controller) (n uint64) {
+	for _, c := range cs {
+		n += c.Stats().Generated
+	}
+	return n
+}
+
+// TestHTTPAndService: /healthz, /readyz, the micro service's info and the
+// sessions endpoint.
+func TestHTTPAndService(t *testing.T) {
+	e := newEnv(t)
+	d := e.startDriver("d-http", nil)
+	c := sim.NewController(simConfig(d.Addr().String(), "HTTP1"))
+	runController(t, c)
+	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if len(d.Sessions()) != 1 {
+			return fmt.Errorf("no session yet")
+		}
+		return nil
+	})
+
+	srv := httptest.NewServer(d.Handler())
+	defer srv.Close()
+	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/stats": 200} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	msg, err := e.nc.Request(driver.SessionsSubject("d-http"), nil, 2*time.Second)
+	if err != nil {
+		t.Fatalf("sessions request: %v", err)
+	}
+	if got := string(msg.Data); got != `["HTTP1"]` {
+		t.Errorf("sessions endpoint: %s, want [\"HTTP1\"]", got)
+	}
+	info, err := e.nc.Request("$SRV.INFO."+driver.ServiceName, nil, 2*time.Second)
+	if err != nil {
+		t.Fatalf("micro info: %v", err)
+	}
+	if !strings.Contains(string(info.Data), `"id":"d-http"`) || !strings.Contains(string(info.Data), `"controller_port"`) {
+		t.Errorf("micro info %s lacks id or controller_port", info.Data)
+	}
+	stats, err := e.nc.Request("$SRV.STATS."+driver.ServiceName, nil, 2*time.Second)
+	if err != nil {
+		t.Fatalf("micro stats: %v", err)
+	}
+	if !strings.Contains(string(stats.Data), `"sessions":1`) {
+		t.Errorf("micro stats %s lacks sessions:1", stats.Data)
+	}
+
+	// Draining: readyz turns 503 with a reason.
+	go func() { _ = d.Drain(context.Background()) }()
+	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			return fmt.Errorf("readyz %d while draining", resp.StatusCode)
+		}
+		return nil
+	})
+	if r := d.Ready(); r.Reason != "draining" {
+		t.Errorf("readiness reason %q, want draining", r.Reason)
+	}
+}

@@ -1,0 +1,193 @@
+package driver
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// Options configure a Driver. The zero value of every field but NATS means
+// "use the default"; see [DefaultOptions].
+type Options struct {
+	// ID names this driver in events, the scp_sessions bucket, logs and the
+	// micro service. Default: the host name and six random hex digits.
+	ID string
+	// Listen is the controller (SCP/TCP) listen address. Default ":3001".
+	Listen string
+	// HTTPListen, when set, is where Start serves Handler (/healthz,
+	// /readyz, /stats). Empty: no HTTP server (the caller may mount
+	// Handler itself).
+	HTTPListen string
+	// NATS is the connection the driver publishes on. Required. The driver
+	// does not close it. It should reconnect forever
+	// (nats.MaxReconnects(-1)): while it is down the driver stops
+	// acknowledging and keeps its sessions open.
+	NATS *nats.Conn
+	// Streams sizes the streams and buckets Start ensures.
+	Streams streams.Config
+	// Timing is the session liveness contract sent in every welcome.
+	Timing scpbridge.Timing
+
+	// MaxInflightPerSession bounds the transactions of one session that are
+	// read but not yet acknowledged; when it is reached the driver stops
+	// reading that socket until JetStream confirms. Default 256.
+	MaxInflightPerSession int
+	// MaxInflightTotal bounds the unconfirmed transactions of the whole
+	// driver (and so the memory they hold). Default 32768.
+	MaxInflightTotal int
+	// SendQueue bounds the frames waiting for one session's writer. A
+	// controller that lets it fill is closed as a slow consumer. Default 128.
+	SendQueue int
+	// WriteTimeout is the deadline of every socket write. Default 5s.
+	WriteTimeout time.Duration
+	// WriteBuffer, when > 0, sets the kernel send buffer (SO_SNDBUF) of
+	// every controller socket. Default 0: the system's.
+	WriteBuffer int
+	// ReadBuffer is the size of each session's frame read buffer.
+	// Default scpbridge.DefaultReadBuffer.
+	ReadBuffer int
+	// PublishTimeout bounds the wait for one PubAck; a publish that times
+	// out is sent again with the same message id. Default 5s.
+	PublishTimeout time.Duration
+	// RetryBackoffMax caps the wait between rounds of republishing while
+	// NATS fails. Default 2s.
+	RetryBackoffMax time.Duration
+
+	// DrainRate is how many controllers per second Drain sends away.
+	// Default 500.
+	DrainRate float64
+	// DrainDeadline bounds Drain; sessions still open then are closed with
+	// ReasonShutdown. Default 30s.
+	DrainDeadline time.Duration
+	// ReconnectAfterMax is the upper bound of the random reconnect_after
+	// sent in the bye of a drained session. Default 2s.
+	ReconnectAfterMax time.Duration
+
+	// Log receives the driver's logs; each session logs through a child
+	// logger with serial, remote and session fields. Default: no logging.
+	Log zerolog.Logger
+	// TLS, when set, makes the controller listener speak TLS.
+	TLS *tls.Config
+	// Admit, when set, decides whether a serial may open a session; a
+	// refused controller gets a reject (not_allowed). Nil admits all.
+	Admit func(serial string) bool
+
+	// CommandWindow is how many commands one controller may have sent and
+	// not yet answered. Default 4.
+	CommandWindow int
+	// CommandFetchTimeout bounds each NATS operation of command delivery
+	// (reading a command, writing its record, cursor and result). Default 5s.
+	CommandFetchTimeout time.Duration
+}
+
+// Defaults of Options.
+const (
+	DefaultListen                = ":3001"
+	DefaultMaxInflightPerSession = 256
+	DefaultMaxInflightTotal      = 32768
+	DefaultSendQueue             = 128
+	DefaultWriteTimeout          = 5 * time.Second
+	DefaultPublishTimeout        = 5 * time.Second
+	DefaultRetryBackoffMax       = 2 * time.Second
+	DefaultDrainRate             = 500
+	DefaultDrainDeadline         = 30 * time.Second
+	DefaultReconnectAfterMax     = 2 * time.Second
+	DefaultCommandWindow         = 4
+	DefaultCommandFetchTimeout   = 5 * time.Second
+)
+
+// ErrNoNATS is returned by New when Options.NATS is nil.
+var ErrNoNATS = errors.New("driver: no NATS connection")
+
+// DefaultOptions returns Options with every default filled in except NATS.
+func DefaultOptions() Options {
+	return Options{Streams: streams.DefaultConfig(), Log: zerolog.Nop()}.withDefaults()
+}
+
+// withDefaults fills zero fields; it is the one place defaults live.
+func (o Options) withDefaults() Options {
+	if o.ID == "" {
+		o.ID = defaultID()
+	}
+	if o.Listen == "" {
+		o.Listen = DefaultListen
+	}
+	if o.Streams == (streams.Config{}) {
+		o.Streams = streams.DefaultConfig()
+	}
+	o.Timing = o.Timing.WithDefaults()
+	if o.MaxInflightPerSession <= 0 {
+		o.MaxInflightPerSession = DefaultMaxInflightPerSession
+	}
+	if o.MaxInflightTotal <= 0 {
+		o.MaxInflightTotal = DefaultMaxInflightTotal
+	}
+	if o.SendQueue <= 0 {
+		o.SendQueue = DefaultSendQueue
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.ReadBuffer <= 0 {
+		o.ReadBuffer = scpbridge.DefaultReadBuffer
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = DefaultPublishTimeout
+	}
+	if o.RetryBackoffMax <= 0 {
+		o.RetryBackoffMax = DefaultRetryBackoffMax
+	}
+	if o.DrainRate <= 0 {
+		o.DrainRate = DefaultDrainRate
+	}
+	if o.DrainDeadline <= 0 {
+		o.DrainDeadline = DefaultDrainDeadline
+	}
+	if o.ReconnectAfterMax <= 0 {
+		o.ReconnectAfterMax = DefaultReconnectAfterMax
+	}
+	if o.CommandWindow <= 0 {
+		o.CommandWindow = DefaultCommandWindow
+	}
+	if o.CommandFetchTimeout <= 0 {
+		o.CommandFetchTimeout = DefaultCommandFetchTimeout
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	if o.NATS == nil {
+		return ErrNoNATS
+	}
+	if err := o.Streams.Validate(); err != nil {
+		return fmt.Errorf("driver options: %w", err)
+	}
+	if o.MaxInflightTotal < o.MaxInflightPerSession {
+		return fmt.Errorf("driver options: max inflight total %d below per session %d", o.MaxInflightTotal, o.MaxInflightPerSession)
+	}
+	return nil
+}
+
+func defaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "driver"
+	}
+	return host + "-" + randomHex(3)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

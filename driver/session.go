@@ -1,0 +1,422 @@
+package driver
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// Session errors.
+var (
+	// errSessionClosed is returned by send on a session that is closing.
+	errSessionClosed = errors.New("driver: session closed")
+	// errSlowConsumer is returned by send when the session's queue was full;
+	// the session is closed with ReasonSlowConsumer.
+	errSlowConsumer = errors.New("driver: send queue full")
+)
+
+// lingerTime bounds how long a closing session reads (and drops) what the
+// controller still sends after our bye, so the bye is not lost to a reset.
+const lingerTime = time.Second
+
+// aLongTimeAgo is a deadline in the past, used to wake a blocked read.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// session is one controller connection. The read loop runs on the accept
+// goroutine (serve); one writer goroutine (writeLoop) owns every socket
+// write once the handshake succeeded; ctx cancels both.
+type session struct {
+	d      *Driver
+	conn   net.Conn
+	remote string
+	since  time.Time
+	timing scpbridge.Timing
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// set during the handshake, then read-only
+	id       string // session id (16 hex digits)
+	idNum    uint64
+	serial   string
+	model    string
+	firmware string
+	epoch    uint32
+	subjects [8]string // event subject by TranType
+	presSubj string    // presence event subject
+	log      zerolog.Logger
+
+	// owned by the read loop
+	hs        *scpbridge.HostSession
+	rd        *scpbridge.Reader
+	resumedAt time.Time // when the loop last resumed after waiting for the window
+
+	windowCh   chan struct{} // cap 1: confirmations freed window space
+	kick       chan struct{} // cap 1: the writer has work
+	writerDone chan struct{} // closed when writeLoop returns
+	startDone  chan struct{} // closed when the presence start work finished
+
+	mu sync.Mutex // guards the fields below
+	// publishing (see publish.go)
+	tracker    *scpbridge.AckTracker // allocated on the first transaction
+	ring       []*pub                // by ticket % window
+	nextTicket uint64
+	retrying   bool // failed or queued publishes wait for the retrier
+	holding    int  // unconfirmed pubs holding driver tokens
+	confirms   uint64
+	ended      bool // publishing state released; late PubAcks are ignored
+	// writer queue (see writer.go)
+	out       *[]byte // encoded frames not yet taken by the writer
+	outFrames int
+	ackSeq    uint32 // newest cumulative ack to send
+	ackSent   uint32 // newest ack handed to the writer
+	lastAcked uint32 // newest ack sent, for SessionInfo
+	// lifecycle
+	closing     bool
+	reason      scpgate.CloseReason
+	byeSent     bool // a bye was queued: linger after the final flush
+	noFlush     bool // skip the final flush (slow consumer)
+	quiesce     bool // draining: stop publishing, bye once everything is acked
+	kvRev       uint64
+	reasserting bool   // a rewrite of the scp_sessions record is under way
+	foreign     uint64 // newest foreign scp_sessions revision seen before kvRev was known
+}
+
+func newSession(d *Driver, conn net.Conn) *session {
+	now := time.Now()
+	s := &session{
+		d:          d,
+		conn:       conn,
+		remote:     conn.RemoteAddr().String(),
+		since:      now,
+		timing:     d.opts.Timing,
+		windowCh:   make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+		startDone:  make(chan struct{}),
+	}
+	s.idNum = rand.Uint64()
+	s.id = fmt.Sprintf("%016x", s.idNum)
+	s.log = d.log.With().Str("remote", s.remote).Str("session", s.id).Logger()
+	s.ctx, s.cancel = context.WithCancel(d.bgCtx)
+	if tc, ok := conn.(interface{ SetWriteBuffer(int) error }); ok && d.opts.WriteBuffer > 0 {
+		_ = tc.SetWriteBuffer(d.opts.WriteBuffer)
+	}
+	return s
+}
+
+// serve runs the session on the accept goroutine: handshake, read loop,
+// then the end of the session.
+func (s *session) serve() {
+	defer s.d.unregister(s)
+	s.hs = scpbridge.NewHostSession(s.timing, s.since)
+	s.rd = scpbridge.NewReader(s.conn, s.d.opts.ReadBuffer)
+	if !s.handshake() {
+		return
+	}
+	go s.writeLoop()
+	s.d.stats.established.Add(1)
+	s.log.Info().Str("model", s.model).Str("firmware", s.firmware).Uint32("boot_epoch", s.epoch).
+		Uint32("last_logged", s.hs.Hello.Log.LastLogged).Uint32("last_acked", s.hs.Hello.Log.LastAcked).
+		Msg("session started")
+	s.startPresence()
+	s.d.hooks.sessionStart(s)
+	s.readLoop()
+	s.finish()
+}
+
+// handshake reads the hello and answers with a welcome or a reject. It
+// reports whether the session is established; if not, the connection is
+// closed and counted.
+func (s *session) handshake() bool {
+	if err := s.conn.SetReadDeadline(s.hs.Deadline()); err != nil {
+		return s.endEarly(scpgate.ReasonControllerClosed, err)
+	}
+	if s.ctx.Err() != nil {
+		return s.endEarly(scpgate.ReasonShutdown, s.ctx.Err())
+	}
+	now, err := s.readHello()
+	if err != nil && s.ctx.Err() != nil {
+		return s.endEarly(scpgate.ReasonShutdown, err)
+	}
+	if err != nil {
+		if errors.Is(err, scpbridge.ErrUnsupportedVersion) {
+			return s.reject(scpbridge.RejectUnsupportedVersion, err.Error())
+		}
+		return s.endEarly(s.readErrReason(err), err)
+	}
+	hello := &s.hs.Hello
+	s.serial, s.model, s.firmware, s.epoch = hello.Serial, hello.Model, hello.Firmware, hello.BootEpoch
+	s.log = s.log.With().Str("serial", s.serial).Logger()
+	if err := streams.ValidSerial(s.serial); err != nil {
+		return s.reject(scpbridge.RejectBadSerial, err.Error())
+	}
+	if s.d.opts.Admit != nil && !s.d.opts.Admit(s.serial) {
+		return s.reject(scpbridge.RejectNotAllowed, "serial not admitted")
+	}
+	if !s.d.nc.IsConnected() {
+		// Sessions already open stay open and stop being acknowledged; a
+		// new one is better served by a driver that can store its events.
+		return s.reject(scpbridge.RejectUnavailable, "event store unavailable")
+	}
+	for t := scpbridge.TranAccess; t <= scpbridge.TranSystem; t++ {
+		s.subjects[t], _ = streams.EventSubject(s.serial, KindOf(t)) // serial validated above
+	}
+	s.presSubj, _ = streams.EventSubject(s.serial, scpgate.KindPresence)
+	if why, ok := s.d.register(s); !ok {
+		return s.reject(why, "driver draining")
+	}
+	// The writer is not running yet: queue the welcome, it goes first.
+	if err := s.send(s.hs.Welcome(s.idNum, now)); err != nil {
+		s.d.unregister(s)
+		s.mu.Lock()
+		reason := s.reason // taken over already, or the driver closing
+		s.mu.Unlock()
+		return s.endEarly(cmp.Or(reason, scpgate.ReasonShutdown), err)
+	}
+	return true
+}
+
+// readHello reads frames until the hello, skipping frames of unknown
+// types as the protocol requires; any other frame is an error.
+func (s *session) readHello() (time.Time, error) {
+	for {
+		h, p, err := s.rd.Next()
+		now := time.Now()
+		if err != nil {
+			return now, err
+		}
+		if _, err := s.hs.Receive(now, h, p); err != nil {
+			return now, err
+		}
+		if s.hs.State() == scpbridge.StateEstablished {
+			return now, nil
+		}
+		s.d.stats.unknown.Add(1)
+	}
+}
+
+// reject refuses the handshake: the reject frame is written directly (no
+// writer runs yet), then the connection is closed.
+func (s *session) reject(why scpbridge.RejectReason, text string) bool {
+	s.d.stats.rejected(why)
+	retry := uint32(0)
+	if why == scpbridge.RejectDraining || why == scpbridge.RejectUnavailable {
+		retry = uint32(s.d.reconnectAfter() / time.Millisecond)
+	}
+	frame, err := scpbridge.AppendFrame(nil, &scpbridge.Reject{Reason: why, RetryAfterMS: retry, Text: printable(text)})
+	if err == nil {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.d.opts.WriteTimeout))
+		if _, err := s.conn.Write(frame); err == nil {
+			s.linger()
+		}
+	}
+	s.log.Info().Stringer("reject", why).Str("text", text).Msg("session rejected")
+	s.d.stats.closed(scpgate.ReasonRejected)
+	s.conn.Close()
+	return false
+}
+
+// endEarly closes a connection that never became a session.
+func (s *session) endEarly(reason scpgate.CloseReason, err error) bool {
+	s.conn.Close()
+	s.d.stats.closed(reason)
+	ev := s.log.Info()
+	if reason == scpgate.ReasonProtocolError {
+		ev = s.log.Warn()
+	}
+	ev.Str("reason", string(reason)).AnErr("cause", err).Msg("connection closed before session start")
+	return false
+}
+
+// readErrReason classifies an error of the frame reader.
+func (s *session) readErrReason(err error) scpgate.CloseReason {
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, scpbridge.ErrTruncated):
+		return scpgate.ReasonControllerClosed
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if s.hs.State() == scpbridge.StateHandshake {
+			return scpgate.ReasonHandshakeTimeout
+		}
+		return scpgate.ReasonHeartbeatTimeout
+	case errors.Is(err, scpbridge.ErrBadMagic), errors.Is(err, scpbridge.ErrUnsupportedVersion),
+		errors.Is(err, scpbridge.ErrFrameTooLarge), errors.Is(err, scpbridge.ErrTruncated),
+		errors.Is(err, scpbridge.ErrBadField), errors.Is(err, scpbridge.ErrUnexpectedFrame):
+		return scpgate.ReasonProtocolError
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return scpgate.ReasonHeartbeatTimeout
+	}
+	if tc, ok := s.conn.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
+		return scpgate.ReasonProtocolError // not TLS, or a failed TLS handshake
+	}
+	return scpgate.ReasonControllerClosed // connection reset and the like
+}
+
+// readLoop reads frames until the session closes.
+func (s *session) readLoop() {
+	for {
+		dl := s.hs.Deadline()
+		if r := s.resumedAt.Add(s.timing.OfflineTime); r.After(dl) {
+			dl = r // the loop was not reading: do not count that as silence
+		}
+		if err := s.conn.SetReadDeadline(dl); err != nil {
+			s.close(scpgate.ReasonControllerClosed, nil)
+			return
+		}
+		if s.ctx.Err() != nil {
+			return
+		}
+		h, p, err := s.rd.Next()
+		now := time.Now()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return // closed by someone else; the reason is set
+			}
+			s.readFailed(err)
+			return
+		}
+		t, err := s.hs.Receive(now, h, p)
+		if err != nil {
+			s.log.Warn().Err(err).Msg("protocol error")
+			s.close(scpgate.ReasonProtocolError, &scpbridge.Bye{Reason: scpbridge.ByeProtocol, Text: printable(err.Error())})
+			return
+		}
+		switch t {
+		case scpbridge.FrameTransaction:
+			if !s.transaction(now) {
+				return
+			}
+		case scpbridge.FramePing:
+			if s.send(&scpbridge.Pong{Nonce: s.hs.Ping.Nonce}) != nil {
+				return
+			}
+		case scpbridge.FrameCommandStatus:
+			s.d.hooks.status(s, &s.hs.Status)
+		case scpbridge.FramePong:
+		case scpbridge.FrameBye:
+			s.log.Info().Stringer("bye", s.hs.Bye.Reason).Str("text", s.hs.Bye.Text).Msg("controller said bye")
+			s.close(scpgate.ReasonControllerClosed, nil)
+			return
+		default:
+			s.d.stats.unknown.Add(1)
+		}
+	}
+}
+
+// readFailed closes the session after a read error.
+func (s *session) readFailed(err error) {
+	reason := s.readErrReason(err)
+	var bye *scpbridge.Bye
+	switch reason {
+	case scpgate.ReasonProtocolError:
+		s.log.Warn().Err(err).Msg("protocol error")
+		bye = &scpbridge.Bye{Reason: scpbridge.ByeProtocol, Text: printable(err.Error())}
+	case scpgate.ReasonHeartbeatTimeout:
+		bye = &scpbridge.Bye{Reason: scpbridge.ByeHeartbeat, Text: "silent past the offline time"}
+	}
+	s.close(reason, bye)
+}
+
+// close ends the session with reason; the first reason wins. bye, when
+// set, is queued (past the queue limit) for the writer's final flush. It
+// never blocks: it cancels the session and wakes its read loop.
+func (s *session) close(reason scpgate.CloseReason, bye *scpbridge.Bye) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.closing, s.reason = true, reason
+	if bye != nil && reason != scpgate.ReasonWriteError && reason != scpgate.ReasonSlowConsumer {
+		if s.appendLocked(bye) == nil {
+			s.byeSent = true
+		}
+	}
+	if reason == scpgate.ReasonSlowConsumer || reason == scpgate.ReasonWriteError {
+		s.noFlush = true
+	}
+	s.mu.Unlock()
+	s.cancel()
+	_ = s.conn.SetReadDeadline(aLongTimeAgo)
+	if reason == scpgate.ReasonSlowConsumer {
+		_ = s.conn.SetWriteDeadline(aLongTimeAgo) // do not wait for a reader that stopped
+	}
+}
+
+// finish runs after the read loop: it waits for the writer's final flush,
+// lingers briefly after a bye, closes the connection, releases what the
+// session held and records its end.
+func (s *session) finish() {
+	s.d.unregister(s) // a reconnect of the controller need not wait for the linger
+	<-s.writerDone
+	s.mu.Lock()
+	reason, bye := s.reason, s.byeSent
+	s.mu.Unlock()
+	if bye {
+		s.linger()
+	}
+	s.conn.Close()
+	s.releasePublishes()
+	s.d.stats.closed(reason)
+	s.d.hooks.sessionEnd(s, reason)
+	s.endPresence(reason)
+	ev := s.log.Info()
+	switch reason {
+	case scpgate.ReasonProtocolError, scpgate.ReasonSlowConsumer, scpgate.ReasonWriteError, scpgate.ReasonHeartbeatTimeout:
+		ev = s.log.Warn()
+	}
+	ev.Str("reason", string(reason)).Dur("duration", time.Since(s.since)).Msg("session ended")
+}
+
+// linger half-closes the connection and reads what the peer still sends
+// for up to lingerTime, so that a frame written just before (a bye or a
+// reject) reaches the controller instead of being discarded by a reset.
+func (s *session) linger() {
+	if cw, ok := s.conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.Copy(io.Discard, s.conn)
+}
+
+// info describes the session.
+func (s *session) info() SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pending := 0
+	if s.tracker != nil {
+		pending = s.tracker.Pending()
+	}
+	return SessionInfo{
+		Serial: s.serial, Session: s.id, Remote: s.remote, Since: s.since.UTC(),
+		Model: s.model, Firmware: s.firmware, BootEpoch: s.epoch,
+		LastAcked: s.lastAcked, Pending: pending,
+	}
+}
+
+// printable cuts text to what a protocol text field accepts.
+func printable(text string) string {
+	b := make([]byte, 0, min(len(text), scpbridge.MaxTextLen))
+	for i := 0; i < len(text) && len(b) < scpbridge.MaxTextLen; i++ {
+		if c := text[i]; c >= 0x20 && c <= 0x7e {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
