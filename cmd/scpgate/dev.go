@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/embedded"
+	"github.com/scpgate/scpgate/sim"
+	"github.com/scpgate/scpgate/sqlite"
+	"github.com/scpgate/scpgate/streams"
+)
+
+func init() {
+	register(&command{
+		name:    "dev",
+		summary: "run everything in one process on an embedded NATS, optionally with a simulated fleet",
+		usage: `scpgate dev [--data DIR] [--sim N] [flags]
+
+Runs an embedded nats-server with JetStream (store under --data, listening
+on 127.0.0.1:4222 so the nats CLI can look in), a driver on :3001, ingest
+into SQLite (--data/scpgate.db), the command API, and with --sim N a fleet
+of N simulated controllers connected to the driver. One HTTP server on
+:8080 serves /healthz, /readyz, /stats and the query and command APIs.
+Every few seconds one status line shows controllers online, events/s and
+stream messages. Ctrl-C stops everything cleanly; data survives a restart.`,
+		run: runDev,
+	})
+}
+
+type devFlags struct {
+	data, listen, http, logLevel string
+	natsPort, sim                int
+	simRate                      float64
+	every                        time.Duration
+}
+
+func runDev(ctx context.Context, args []string) error {
+	var f devFlags
+	fs := newFlagSet("dev")
+	fs.StringVar(&f.data, "data", "./scpgate-data", "data directory (JetStream store and SQLite database)")
+	fs.IntVar(&f.sim, "sim", 0, "number of simulated controllers to connect (0: none)")
+	fs.Float64Var(&f.simRate, "sim-rate", 0.2, "events per second per simulated controller")
+	fs.StringVar(&f.listen, "listen", ":3001", "controller listen address")
+	fs.StringVar(&f.http, "http", ":8080", "HTTP listen address")
+	fs.IntVar(&f.natsPort, "nats-port", 4222, "embedded NATS port on 127.0.0.1 (-1: any free port)")
+	fs.DurationVar(&f.every, "status-every", 5*time.Second, "interval of the status line (0: none)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	if f.sim < 0 || f.sim > 19000 {
+		return usageErrorf("--sim %d: want 0 to 19000 in one process (use 'scpgate sim' for more)", f.sim)
+	}
+	if f.simRate < 0 {
+		return usageErrorf("--sim-rate must not be negative")
+	}
+	log := newLogger(f.logLevel, false)
+	if err := os.MkdirAll(f.data, 0o755); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	ns, err := embedded.Start(embedded.Options{DataDir: f.data, Port: f.natsPort})
+	if err != nil {
+		return err
+	}
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	log.Info().Str("url", ns.ClientURL()).Str("store", filepath.Join(f.data, "nats")).Msg("embedded NATS with JetStream")
+
+	nc, err := nats.Connect(ns.ClientURL(), nats.Name("scpgate-dev"), nats.InProcessServer(ns), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstreamOf(nc)
+	if err != nil {
+		return err
+	}
+	h, err := streams.Ensure(ctx, js, streams.DefaultConfig())
+	if err != nil {
+		return fmt.Errorf("ensure streams: %w", err)
+	}
+
+	d, err := driver.New(driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger()})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	cmdr, err := commander.New(commander.Options{JS: js, NC: nc, Log: log.With().Str("role", "commander").Logger()})
+	if err != nil {
+		return err
+	}
+	defer cmdr.Close()
+	if _, err := cmdr.Register(nc); err != nil {
+		return fmt.Errorf("register commander: %w", err)
+	}
+	store, err := sqlite.Open(filepath.Join(f.data, "scpgate.db"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	ing, err := ingest.New(ingest.Options{JS: js, Store: store, StateKV: h.State, Log: log.With().Str("role", "ingest").Logger()})
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ing.Run(runCtx); err != nil && runCtx.Err() == nil {
+			log.Error().Err(err).Msg("ingest stopped")
+		}
+	}()
+	_, httpDone, err := serveHTTP(runCtx, f.http, devMux(d, cmdr, ing), time.Minute+10*time.Second, log)
+	if err != nil {
+		return err
+	}
+	if f.sim > 0 {
+		fleet := sim.NewFleet(sim.FleetConfig{
+			Count:      f.sim,
+			Controller: sim.Config{Target: d.Addr().String(), Rate: f.simRate, LogCommEvents: true, Log: log.With().Str("role", "sim").Logger().Level(zerolog.WarnLevel)},
+		})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fleet.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error().Err(err).Msg("simulated fleet stopped")
+			}
+		}()
+		log.Info().Int("controllers", f.sim).Float64("rate", f.simRate).Msg("simulated fleet connecting")
+	}
+	log.Info().Str("controllers", d.Addr().String()).Str("http", f.http).Msg("scpgate dev running; Ctrl-C stops it")
+	if f.every > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); statusLines(runCtx, f.every, d, h.Events, ing, log) }()
+	}
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+	case err := <-httpDone:
+		stop()
+		return err
+	}
+	stop()
+	<-httpDone
+	return nil
+}
+
+// devMux routes one HTTP server to the driver (/healthz, /readyz, /stats),
+// the query API of ingest and the command API.
+func devMux(d *driver.Driver, c *commander.Service, ing *ingest.Service) http.Handler {
+	mux := http.NewServeMux()
+	dh, ch, ih := d.Handler(), c.Handler(), ing.Handler()
+	mux.Handle("GET /healthz", dh)
+	mux.Handle("GET /readyz", dh)
+	mux.Handle("GET /stats", dh)
+	mux.Handle("/v1/commands/", ch)
+	mux.Handle("/v1/controllers", ch)
+	mux.Handle("/v1/controllers/", ch)
+	mux.Handle("GET /v1/controllers/{serial}/state", ih)
+	mux.Handle("GET /v1/controllers/{serial}/events", ih)
+	mux.Handle("GET /v1/events", ih)
+	mux.Handle("GET /v1/results/{id}", ih)
+	return mux
+}
+
+// statusLines logs one line every interval: controllers online, events/s
+// stored, messages in SCP_EVENTS and ingest lag.
+func statusLines(ctx context.Context, every time.Duration, d *driver.Driver, events jetstream.Stream, ing *ingest.Service, log zerolog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	last, lastAt := d.Stats().EventsPublished, time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			st := d.Stats()
+			rate := float64(st.EventsPublished-last) / now.Sub(lastAt).Seconds()
+			last, lastAt = st.EventsPublished, now
+			var msgs uint64
+			ictx, cancel := context.WithTimeout(ctx, time.Second)
+			if info, err := events.Info(ictx); err == nil {
+				msgs = info.State.Msgs
+			}
+			cancel()
+			log.Info().Int("online", st.Sessions).Str("events_per_s", fmt.Sprintf("%.0f", rate)).
+				Uint64("stream_msgs", msgs).Uint64("ingest_pending", ing.Lag().Pending).Msg("status")
+		}
+	}
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/natsconn"
+	"github.com/scpgate/scpgate/scpbridge"
+)
+
+// driverConfig is the environment of `scpgate driver` (prefix SCPGATE_).
+type driverConfig struct {
+	ID                    string        `envconfig:"DRIVER_ID" desc:"driver id in events and presence (default: host name + random)"`
+	Listen                string        `envconfig:"LISTEN" default:":3001" desc:"controller (SCP/TCP) listen address"`
+	HTTPListen            string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of /healthz, /readyz and /stats"`
+	HandshakeTimeout      time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"10s" desc:"a controller must send hello within this"`
+	Heartbeat             time.Duration `envconfig:"HEARTBEAT" default:"5s" desc:"heartbeat interval sent in welcome"`
+	OfflineTime           time.Duration `envconfig:"OFFLINE_TIME" default:"15s" desc:"a controller silent this long is offline"`
+	MaxInflightPerSession int           `envconfig:"MAX_INFLIGHT_PER_SESSION" default:"256" desc:"unconfirmed transactions per controller before the driver stops reading it"`
+	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" desc:"unconfirmed transactions of the whole driver"`
+	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" desc:"commands outstanding per controller"`
+	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" desc:"controllers per second sent away when draining (SIGTERM)"`
+	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" desc:"a drain ends by then; remaining sessions are closed"`
+	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	StreamsEnv
+}
+
+func (c driverConfig) options(nc *nats.Conn) driver.Options {
+	return driver.Options{
+		ID:                    c.ID,
+		Listen:                c.Listen,
+		NATS:                  nc,
+		Streams:               c.StreamsEnv.config(),
+		Timing:                scpbridge.Timing{Handshake: c.HandshakeTimeout, Heartbeat: c.Heartbeat, OfflineTime: c.OfflineTime},
+		MaxInflightPerSession: c.MaxInflightPerSession,
+		MaxInflightTotal:      c.MaxInflightTotal,
+		CommandWindow:         c.CommandWindow,
+		DrainRate:             c.DrainRate,
+		DrainDeadline:         c.DrainDeadline,
+	}
+}
+
+func init() {
+	register(&command{
+		name:    "driver",
+		summary: "accept controller connections and publish their events to NATS",
+		usage: `scpgate driver [flags]
+
+Accepts SCP/TCP controller connections, publishes every transaction durably
+to SCP_EVENTS and acknowledges it only once stored, delivers queued
+commands, and reports presence. Run several behind a TCP load balancer.
+On SIGTERM it drains: /readyz turns 503, no new sessions, in-flight events
+are stored and acknowledged, then controllers are sent away in waves to
+reconnect elsewhere. Configured from the environment (below); flags
+override it.`,
+		run: runDriver,
+	})
+}
+
+func runDriver(ctx context.Context, args []string) error {
+	var cfg driverConfig
+	var natsCfg natsconn.Config
+	fs := newFlagSet("driver", envSpec{"SCPGATE", &cfg}, envSpec{"", &natsCfg})
+	listen := fs.String("listen", "", "controller listen address (overrides SCPGATE_LISTEN)")
+	httpListen := fs.String("http", "", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := loadEnv("SCPGATE", &cfg); err != nil {
+		return err
+	}
+	if err := loadEnv("", &natsCfg); err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *httpListen != "" {
+		cfg.HTTPListen = *httpListen
+	}
+	log := newLogger(cfg.LogLevel, false).With().Str("role", "driver").Logger()
+
+	// A driver starts even while NATS is down: it ensures the streams as
+	// soon as it can and, until then, is not ready.
+	nc, err := natsconn.Connect(natsCfg, "scpgate-driver", log, nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	opts := cfg.options(nc)
+	opts.Log = log
+	d, err := driver.New(opts)
+	if err != nil {
+		return err
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	_, httpDone, err := serveHTTP(httpCtx, cfg.HTTPListen, d.Handler(), 30*time.Second, log)
+	if err != nil {
+		return err
+	}
+	if err := d.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	log.Info().Str("id", d.ID()).Str("listen", d.Addr().String()).Msg("driver started")
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		_ = d.Close()
+		return err
+	}
+	log.Info().Msg("draining")
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainDeadline+5*time.Second)
+	defer cancel()
+	if err := d.Drain(dctx); err != nil {
+		log.Warn().Err(err).Msg("drain")
+	}
+	err = d.Close()
+	stopHTTP()
+	<-httpDone
+	return err
+}
