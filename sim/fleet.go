@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -30,6 +31,10 @@ type FleetConfig struct {
 	// Ramp is how many controllers start per second (default 2000), so
 	// that a large fleet does not flood the host with connects.
 	Ramp float64
+	// TLSFor, when set, returns the TLS configuration of the controller
+	// with the given serial (its own client certificate, for instance);
+	// it replaces Controller.TLS.
+	TLSFor func(serial string) *tls.Config
 }
 
 // Serial returns the serial of the controller with index i.
@@ -62,6 +67,9 @@ func NewFleet(cfg FleetConfig) *Fleet {
 		cc.Serial = cfg.Serial(cfg.FirstIndex + i)
 		cc.Seed = cfg.Controller.Seed + int64(cfg.FirstIndex+i)
 		cc.BootEpoch = epoch
+		if cfg.TLSFor != nil {
+			cc.TLS = cfg.TLSFor(cc.Serial)
+		}
 		f.ctrls[i] = NewController(cc)
 	}
 	return f

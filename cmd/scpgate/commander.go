@@ -3,9 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -18,6 +23,7 @@ type commanderConfig struct {
 	MaxWait    time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" desc:"longest ?wait= a submission may ask for"`
 	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
 	StreamsEnv
+	APIAuthEnv
 }
 
 func init() {
@@ -31,7 +37,12 @@ Takes commands from the vendor application over HTTP (POST
 /v1/controllers[/{serial}]) and as the NATS micro service
 "scpgate-commander", stores them durably per controller and reports their
 results. Stateless: run as many as the load needs. Configured from the
-environment (below); flags override it.`,
+environment (below); flags override it.
+
+With SCPGATE_API_TOKENS (or SCPGATE_API_TOKENS_FILE) every HTTP request
+needs "Authorization: Bearer <token>": submitting takes scope
+commands:write, reading commands and controllers commands:read (admin
+grants all). /healthz, /readyz and /metrics (Prometheus) stay open.`,
 		run: runCommander,
 	})
 }
@@ -78,7 +89,15 @@ func runCommander(ctx context.Context, args []string) error {
 	if _, err := svc.Register(nc); err != nil {
 		return fmt.Errorf("register micro service: %w", err)
 	}
-	_, done, err := serveHTTP(ctx, cfg.HTTPListen, svc.Handler(), cfg.MaxWait+10*time.Second, log)
+	authn, err := cfg.authenticator(ctx, log)
+	if err != nil {
+		return err
+	}
+	h, err := commanderHTTP(svc, nc, authn)
+	if err != nil {
+		return err
+	}
+	_, done, err := serveHTTP(ctx, cfg.HTTPListen, h, cfg.MaxWait+10*time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -89,4 +108,31 @@ func runCommander(ctx context.Context, args []string) error {
 	case err := <-done:
 		return err
 	}
+}
+
+// commanderHTTP returns the HTTP handler of the commander: the command API
+// behind authn, /healthz, /readyz (NATS connected) and /metrics.
+func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator) (http.Handler, error) {
+	reg := metrics.NewRegistry()
+	if err := metrics.RegisterNATS(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	hm, err := metrics.NewHTTP(reg, "commander")
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", svc.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !nc.IsConnected() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "nats disconnected"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	return hm.Wrap(authn.Protect(mux, auth.CommanderRules()...)), nil
 }

@@ -12,12 +12,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/auth"
 	"github.com/scpgate/scpgate/internal/embedded"
+	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/sim"
 	"github.com/scpgate/scpgate/sqlite"
 	"github.com/scpgate/scpgate/streams"
@@ -33,7 +36,8 @@ Runs an embedded nats-server with JetStream (store under --data, listening
 on 127.0.0.1:4222 so the nats CLI can look in), a driver on :3001, ingest
 into SQLite (--data/scpgate.db), the command API, and with --sim N a fleet
 of N simulated controllers connected to the driver. One HTTP server on
-:8080 serves /healthz, /readyz, /stats and the query and command APIs.
+:8080 serves /healthz, /readyz, /stats, /metrics and the query and command
+APIs (open, unless SCPGATE_API_TOKENS or SCPGATE_API_TOKENS_FILE is set).
 Every few seconds one status line shows controllers online, events/s and
 stream messages. Ctrl-C stops everything cleanly; data survives a restart.`,
 		run: runDev,
@@ -70,6 +74,10 @@ func runDev(ctx context.Context, args []string) error {
 	if f.simRate < 0 {
 		return usageErrorf("--sim-rate must not be negative")
 	}
+	var apiEnv APIAuthEnv
+	if err := loadEnv("SCPGATE", &apiEnv); err != nil {
+		return err
+	}
 	log := newLogger(f.logLevel, false)
 	if err := os.MkdirAll(f.data, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -95,7 +103,12 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
 
-	d, err := driver.New(driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger()})
+	reg := metrics.NewRegistry()
+	latency, err := metrics.NewPublishLatency(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	d, err := driver.New(driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency})
 	if err != nil {
 		return err
 	}
@@ -132,7 +145,15 @@ func runDev(ctx context.Context, args []string) error {
 			log.Error().Err(err).Msg("ingest stopped")
 		}
 	}()
-	_, httpDone, err := serveHTTP(runCtx, f.http, devMux(d, cmdr, ing), time.Minute+10*time.Second, log)
+	authn, err := apiEnv.authenticator(runCtx, log)
+	if err != nil {
+		return err
+	}
+	handler, err := devHTTP(reg, d, cmdr, ing, nc, authn)
+	if err != nil {
+		return err
+	}
+	_, httpDone, err := serveHTTP(runCtx, f.http, handler, time.Minute+10*time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -167,9 +188,28 @@ func runDev(ctx context.Context, args []string) error {
 	return nil
 }
 
+// devHTTP returns the handler of the one HTTP server of dev: devMux and
+// /metrics behind authn (the driver's /stats needs an admin token when
+// tokens are configured), counted in reg.
+func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, ing *ingest.Service, nc *nats.Conn, authn *auth.Authenticator) (http.Handler, error) {
+	if err := registerDriverMetrics(reg, d, nc, nil); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterIngest(reg, ing); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	hm, err := metrics.NewHTTP(reg, "dev")
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := devMux(d, c, ing)
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	return hm.Wrap(authn.Protect(mux, append(auth.CommanderRules(), auth.IngestRules()...)...)), nil
+}
+
 // devMux routes one HTTP server to the driver (/healthz, /readyz, /stats),
 // the query API of ingest and the command API.
-func devMux(d *driver.Driver, c *commander.Service, ing *ingest.Service) http.Handler {
+func devMux(d *driver.Driver, c *commander.Service, ing *ingest.Service) *http.ServeMux {
 	mux := http.NewServeMux()
 	dh, ch, ih := d.Handler(), c.Handler(), ing.Handler()
 	mux.Handle("GET /healthz", dh)

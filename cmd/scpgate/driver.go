@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/scpbridge"
 )
@@ -26,6 +31,7 @@ type driverConfig struct {
 	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" desc:"a drain ends by then; remaining sessions are closed"`
 	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
 	StreamsEnv
+	ControllerSecurityEnv
 }
 
 func (c driverConfig) options(nc *nats.Conn) driver.Options {
@@ -55,7 +61,15 @@ commands, and reports presence. Run several behind a TCP load balancer.
 On SIGTERM it drains: /readyz turns 503, no new sessions, in-flight events
 are stored and acknowledged, then controllers are sent away in waves to
 reconnect elsewhere. Configured from the environment (below); flags
-override it.`,
+override it.
+
+With SCPGATE_TLS_CERT and SCPGATE_TLS_KEY the controller port speaks TLS;
+with SCPGATE_TLS_CLIENT_CA controllers also present a client certificate
+whose identity (common name, or a DNS or URI SAN) must be the serial of
+their hello, else they are refused with certificate_mismatch. With
+SCPGATE_ALLOW_LIST only the serials in that file are admitted (not_allowed
+otherwise); the file is read again on SIGHUP and whenever it changes.
+Prometheus metrics are served on /metrics of the HTTP address.`,
 		run: runDriver,
 	})
 }
@@ -95,13 +109,35 @@ func runDriver(ctx context.Context, args []string) error {
 	defer nc.Close()
 	opts := cfg.options(nc)
 	opts.Log = log
+	if opts.TLS, opts.RequireCertSerial, err = cfg.serverTLS(); err != nil {
+		return err
+	}
+	reg := metrics.NewRegistry()
+	if opts.PublishLatency, err = metrics.NewPublishLatency(reg); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	allow, err := cfg.allowList(watchCtx, log)
+	if err != nil {
+		return err
+	}
+	if allow != nil {
+		opts.Admit = allow.Allowed
+	}
 	d, err := driver.New(opts)
 	if err != nil {
 		return err
 	}
+	if err := registerDriverMetrics(reg, d, nc, allow); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", d.Handler())
+	mux.Handle("GET /metrics", metrics.Handler(reg))
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
-	_, httpDone, err := serveHTTP(httpCtx, cfg.HTTPListen, d.Handler(), 30*time.Second, log)
+	_, httpDone, err := serveHTTP(httpCtx, cfg.HTTPListen, mux, 30*time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -128,4 +164,21 @@ func runDriver(ctx context.Context, args []string) error {
 	stopHTTP()
 	<-httpDone
 	return err
+}
+
+// registerDriverMetrics adds the collectors of a driver, its NATS
+// connection and its allow-list (nil: none) to reg.
+func registerDriverMetrics(reg *prometheus.Registry, d *driver.Driver, nc *nats.Conn, allow *auth.AllowList) error {
+	if err := metrics.RegisterDriver(reg, d); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := metrics.RegisterNATS(reg, nc); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if allow != nil {
+		if err := metrics.RegisterAllowList(reg, allow); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
 }

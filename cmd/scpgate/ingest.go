@@ -14,6 +14,8 @@ import (
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
 	"github.com/scpgate/scpgate/sqlite"
@@ -30,6 +32,7 @@ type ingestConfig struct {
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
 	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
 	StreamsEnv
+	APIAuthEnv
 }
 
 func init() {
@@ -43,8 +46,10 @@ Consumes SCP_EVENTS and SCP_RESULTS with a durable consumer shared by every
 ingest instance, writes each batch to the store in one transaction and
 acknowledges only after commit. Serves GET /v1/events,
 /v1/controllers/{serial}/state, /v1/controllers/{serial}/events and
-/v1/results/{id}. The store is SQLite by default (sqlite:PATH) or PostgreSQL
-(postgres://...); migrations are applied at start.
+/v1/results/{id} (scope events:read when SCPGATE_API_TOKENS or
+SCPGATE_API_TOKENS_FILE is set), and /healthz, /readyz and /metrics
+(Prometheus) without a token. The store is SQLite by default (sqlite:PATH)
+or PostgreSQL (postgres://...); migrations are applied at start.
 
 --rebuild re-reads the streams into the store (for example a new database
 after a loss), with a progress bar, and exits.`,
@@ -122,11 +127,15 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", svc.Handler())
-	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
-	mux.Handle("GET /readyz", ingestReady(nc, svc, cfg.MaxLag))
-	_, done, err := serveHTTP(ctx, cfg.HTTPListen, mux, 30*time.Second, log)
+	authn, err := cfg.authenticator(ctx, log)
+	if err != nil {
+		return err
+	}
+	api, err := ingestHTTP(svc, nc, cfg.MaxLag, authn)
+	if err != nil {
+		return err
+	}
+	_, done, err := serveHTTP(ctx, cfg.HTTPListen, api, 30*time.Second, log)
 	if err != nil {
 		return err
 	}
@@ -178,4 +187,25 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ingestHTTP returns the HTTP handler of ingest: the query API behind
+// authn, /healthz, /readyz and /metrics.
+func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
+	reg := metrics.NewRegistry()
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc)} {
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	hm, err := metrics.NewHTTP(reg, "ingest")
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", svc.Handler())
+	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
+	mux.Handle("GET /readyz", ingestReady(nc, svc, maxLag))
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	return hm.Wrap(authn.Protect(mux, auth.IngestRules()...)), nil
 }

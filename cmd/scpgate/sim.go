@@ -50,7 +50,14 @@ reconnects, commands_ok, commands_nak, duplicate_commands, rejected.
 A status line is refreshed on stderr when it is a terminal; otherwise a log
 line is written every few seconds. Above 19,000 controllers the fleet is
 split over child processes (--procs, default ceil(N/18000)), each from its
-own loopback source address when the target is on loopback.`,
+own loopback source address when the target is on loopback.
+
+With --tls-ca the controllers connect over TLS. For a driver that checks
+client certificates, give each controller its own with --tls-cert-dir (a
+directory of <serial>.crt and <serial>.key, serials being
+<prefix><index, 6 digits>), or one certificate for all with --tls-cert and
+--tls-key (only useful when the driver does not match the certificate to
+the serial).`,
 		run: runSim,
 	})
 }
@@ -72,6 +79,7 @@ type simOptions struct {
 	seed         int64
 	commEvents   bool
 	logLevel     string
+	tls          simTLS
 
 	childIndex, childOf int // hidden: this process is child childIndex of childOf
 }
@@ -100,6 +108,11 @@ func runSim(ctx context.Context, args []string) error {
 	fs.Int64Var(&o.seed, "seed", 0, "seed of the event mix, jitter and NAKs (0: from the clock)")
 	fs.BoolVar(&o.commEvents, "comm-events", true, "log system/comm_offline and comm_online around every lost session, like a real panel")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level")
+	fs.StringVar(&o.tls.ca, "tls-ca", "", "connect with TLS, trusting the CA certificates of this PEM file")
+	fs.StringVar(&o.tls.certDir, "tls-cert-dir", "", "with --tls-ca: client certificates per controller, <dir>/<serial>.crt and <dir>/<serial>.key")
+	fs.StringVar(&o.tls.cert, "tls-cert", "", "with --tls-ca: one client certificate (PEM) for every controller")
+	fs.StringVar(&o.tls.key, "tls-key", "", "key of --tls-cert (PEM)")
+	fs.StringVar(&o.tls.serverName, "tls-server-name", "", "name to verify the driver's certificate against (default: the --target host)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -107,6 +120,9 @@ func runSim(ctx context.Context, args []string) error {
 		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	if err := o.validate(); err != nil {
+		return err
+	}
+	if _, err := o.tls.configFor(); err != nil {
 		return err
 	}
 	if o.seed == 0 {
@@ -174,13 +190,17 @@ func runSimFleet(ctx context.Context, o simOptions, log zerolog.Logger, st statu
 		ramp = o.ramp / float64(o.childOf)
 		log = log.With().Int("child", o.childIndex).Logger()
 	}
+	tlsFor, err := o.tls.configFor()
+	if err != nil {
+		return sim.Report{}, err
+	}
 	fleet := sim.NewFleet(sim.FleetConfig{
 		Controller: sim.Config{
 			Target: o.target, LogCapacity: o.logCapacity, Rate: o.rate, NakRate: o.nakRate,
 			CommandLatency: o.cmdLatency, LocalAddr: localAddr, Log: log, Seed: o.seed,
 			LogCommEvents: o.commEvents,
 		},
-		Count: count, SerialPrefix: o.serialPrefix, FirstIndex: first, Ramp: ramp,
+		Count: count, SerialPrefix: o.serialPrefix, FirstIndex: first, Ramp: ramp, TLSFor: tlsFor,
 	})
 	log.Info().Int("controllers", count).Int("first", first).Str("target", o.target).Str("source", localAddr).
 		Float64("rate", o.rate).Dur("duration", o.duration).Msg("simulating")

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/natsconn"
+	"github.com/scpgate/scpgate/streams"
+)
+
+func init() {
+	register(&command{
+		name:    "status",
+		summary: "show drivers, sessions, streams and ingest lag",
+		usage: `scpgate status [--json] [--controllers] [--wait D]
+
+Asks NATS for every running driver (the "scpgate-driver" micro service:
+id, controller address, sessions, events), for the size of the streams
+SCP_EVENTS, SCP_COMMANDS and SCP_RESULTS, and for the lag of the shared
+ingest consumer, and prints them as tables (or one JSON document with
+--json). Drivers are gathered for --wait. With --controllers the serials
+each driver holds are listed too. Connects with NATS_URL and the other
+NATS_ variables (an "ops" user is enough).`,
+		run: runStatus,
+	})
+}
+
+// Status is what `scpgate status` reports.
+type Status struct {
+	Time    time.Time      `json:"time"`
+	Drivers []DriverStatus `json:"drivers"`
+	// Sessions is the sum of the drivers' sessions.
+	Sessions int            `json:"sessions"`
+	Streams  []StreamStatus `json:"streams"`
+	Ingest   []IngestLag    `json:"ingest"`
+	// Errors lists what could not be read; the rest is still reported.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// DriverStatus is one driver, from its micro service info and stats.
+type DriverStatus struct {
+	ID             string    `json:"id"`
+	Instance       string    `json:"instance"` // micro service instance id
+	Version        string    `json:"version"`
+	ControllerAddr string    `json:"controller_addr"`
+	ControllerPort string    `json:"controller_port"`
+	Started        time.Time `json:"started,omitzero"`
+	Sessions       int       `json:"sessions"`
+	Draining       bool      `json:"draining"`
+	Inflight       int       `json:"inflight"`
+	EventsReceived uint64    `json:"events_received"`
+	EventsAcked    uint64    `json:"events_acked"`
+	Rejects        uint64    `json:"rejects"`
+	// Controllers are the serials held, with --controllers.
+	Controllers []string `json:"controllers,omitempty"`
+
+	sessionsSubject string
+}
+
+// StreamStatus is the size of one stream.
+type StreamStatus struct {
+	Name      string `json:"name"`
+	Messages  uint64 `json:"messages"`
+	Bytes     uint64 `json:"bytes"`
+	Subjects  uint64 `json:"subjects"`
+	Consumers int    `json:"consumers"`
+	FirstSeq  uint64 `json:"first_seq"`
+	LastSeq   uint64 `json:"last_seq"`
+}
+
+// IngestLag is the state of the shared ingest consumer on one stream.
+type IngestLag struct {
+	Stream      string `json:"stream"`
+	Consumer    string `json:"consumer"`
+	NumPending  uint64 `json:"num_pending"`
+	NumAckPend  int    `json:"num_ack_pending"`
+	Redelivered int    `json:"num_redelivered"`
+	Waiting     int    `json:"num_waiting"`
+}
+
+// statusOptions say what collectStatus gathers.
+type statusOptions struct {
+	wait        time.Duration // how long driver answers are gathered
+	controllers bool
+	durable     string
+}
+
+func runStatus(ctx context.Context, args []string) error {
+	var natsCfg natsconn.Config
+	fs := newFlagSet("status", envSpec{"", &natsCfg})
+	asJSON := fs.Bool("json", false, "print one JSON document")
+	ctrls := fs.Bool("controllers", false, "list the serials each driver holds")
+	wait := fs.Duration("wait", 500*time.Millisecond, "how long to gather answers from drivers")
+	durable := fs.String("durable", ingest.DefaultDurable, "name of the ingest consumer")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *wait <= 0 {
+		return usageErrorf("--wait must be positive")
+	}
+	if err := loadEnv("", &natsCfg); err != nil {
+		return err
+	}
+	log := newLogger("warn", false)
+	nc, err := natsconn.Connect(natsCfg, "scpgate-status", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	st, err := collectStatus(ctx, nc, statusOptions{wait: *wait, controllers: *ctrls, durable: *durable})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return printStatus(os.Stdout, st, *ctrls)
+}
+
+// collectStatus gathers the drivers, streams and ingest lag. What cannot
+// be read is listed in Status.Errors; it fails only when nothing at all
+// could be asked.
+func collectStatus(ctx context.Context, nc *nats.Conn, o statusOptions) (Status, error) {
+	st := Status{Time: time.Now().UTC(), Drivers: []DriverStatus{}, Streams: []StreamStatus{}, Ingest: []IngestLag{}}
+	drivers, err := discoverDrivers(ctx, nc, o.wait)
+	if err != nil {
+		return st, err
+	}
+	for i := range drivers {
+		st.Sessions += drivers[i].Sessions
+		if o.controllers && drivers[i].sessionsSubject != "" {
+			list, err := driverSerials(ctx, nc, drivers[i].sessionsSubject, o.wait)
+			if err != nil {
+				st.Errors = append(st.Errors, fmt.Sprintf("driver %s sessions: %v", drivers[i].ID, err))
+			}
+			drivers[i].Controllers = list
+		}
+	}
+	st.Drivers = drivers
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return st, fmt.Errorf("jetstream: %w", err)
+	}
+	for _, name := range []string{streams.EventsStream, streams.CommandsStream, streams.ResultsStream} {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		s, err := js.Stream(ictx, name)
+		cancel()
+		if err != nil {
+			st.Errors = append(st.Errors, fmt.Sprintf("stream %s: %v", name, err))
+			continue
+		}
+		info := s.CachedInfo()
+		st.Streams = append(st.Streams, StreamStatus{
+			Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes, Subjects: info.State.NumSubjects,
+			Consumers: info.State.Consumers, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq,
+		})
+	}
+	for _, name := range []string{streams.EventsStream, streams.ResultsStream} {
+		ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		c, err := js.Consumer(ictx, name, o.durable)
+		cancel()
+		if err != nil {
+			st.Errors = append(st.Errors, fmt.Sprintf("consumer %s on %s: %v", o.durable, name, err))
+			continue
+		}
+		info := c.CachedInfo()
+		st.Ingest = append(st.Ingest, IngestLag{
+			Stream: name, Consumer: o.durable, NumPending: info.NumPending, NumAckPend: info.NumAckPending,
+			Redelivered: info.NumRedelivered, Waiting: info.NumWaiting,
+		})
+	}
+	return st, nil
+}
+
+// gather sends a request with no body to subject and collects every
+// answer that arrives within wait.
+func gather(ctx context.Context, nc *nats.Conn, subject string, wait time.Duration) ([][]byte, error) {
+	inbox := nc.NewInbox()
+	ch := make(chan *nats.Msg, 256)
+	sub, err := nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe for answers to %s: %w", subject, err)
+	}
+	defer sub.Unsubscribe()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return nil, fmt.Errorf("request %s: %w", subject, err)
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	var out [][]byte
+	for {
+		select {
+		case m := <-ch:
+			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+				continue // no responders
+			}
+			out = append(out, m.Data)
+		case <-t.C:
+			return out, nil
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+}
+
+// discoverDrivers asks every scpgate-driver micro service for its info
+// and stats, and returns the drivers sorted by id.
+func discoverDrivers(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]DriverStatus, error) {
+	infoSubj, err := micro.ControlSubject(micro.InfoVerb, driver.ServiceName, "")
+	if err != nil {
+		return nil, err
+	}
+	statsSubj, err := micro.ControlSubject(micro.StatsVerb, driver.ServiceName, "")
+	if err != nil {
+		return nil, err
+	}
+	infos, err := gather(ctx, nc, infoSubj, wait)
+	if err != nil {
+		return nil, err
+	}
+	byInstance := make(map[string]*DriverStatus, len(infos))
+	for _, b := range infos {
+		var info micro.Info
+		if json.Unmarshal(b, &info) != nil || info.ID == "" {
+			continue
+		}
+		byInstance[info.ID] = &DriverStatus{
+			ID: info.Metadata["id"], Instance: info.ID, Version: info.Version,
+			ControllerAddr: info.Metadata["controller_addr"], ControllerPort: info.Metadata["controller_port"],
+			sessionsSubject: info.Metadata["sessions_subject"],
+		}
+	}
+	stats, err := gather(ctx, nc, statsSubj, wait)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range stats {
+		var ms micro.Stats
+		if json.Unmarshal(b, &ms) != nil {
+			continue
+		}
+		d := byInstance[ms.ID]
+		if d == nil { // answered stats but not info in time
+			d = &DriverStatus{Instance: ms.ID, Version: ms.Version}
+			byInstance[ms.ID] = d
+		}
+		d.Started = ms.Started
+		for _, ep := range ms.Endpoints {
+			var ds driver.Stats
+			if len(ep.Data) == 0 || json.Unmarshal(ep.Data, &ds) != nil {
+				continue
+			}
+			if d.ID == "" {
+				d.ID = ds.ID
+			}
+			d.Sessions, d.Draining, d.Inflight = ds.Sessions, ds.Draining, ds.Inflight
+			d.EventsReceived, d.EventsAcked = ds.EventsReceived, ds.EventsAcked
+			d.Rejects = 0
+			for _, n := range ds.Rejects {
+				d.Rejects += n
+			}
+			break
+		}
+	}
+	out := make([]DriverStatus, 0, len(byInstance))
+	for _, d := range byInstance {
+		out = append(out, *d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ID != out[j].ID {
+			return out[i].ID < out[j].ID
+		}
+		return out[i].Instance < out[j].Instance
+	})
+	return out, nil
+}
+
+// driverSerials asks one driver for the serials it holds.
+func driverSerials(ctx context.Context, nc *nats.Conn, subject string, wait time.Duration) ([]string, error) {
+	rctx, cancel := context.WithTimeout(ctx, max(wait, 2*time.Second))
+	defer cancel()
+	m, err := nc.RequestWithContext(rctx, subject, nil)
+	if err != nil {
+		return nil, err
+	}
+	var list []string
+	if err := json.Unmarshal(m.Data, &list); err != nil {
+		return nil, fmt.Errorf("decode sessions: %w", err)
+	}
+	return list, nil
+}
+
+// printStatus writes st as tables.
+func printStatus(w io.Writer, st Status, controllers bool) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	fmt.Fprintf(tw, "DRIVER\tCONTROLLER ADDR\tPORT\tSESSIONS\tINFLIGHT\tEVENTS IN\tACKED\tREJECTS\tSTATE\n")
+	for _, d := range st.Drivers {
+		state := "running"
+		if d.Draining {
+			state = "draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", d.ID, d.ControllerAddr, d.ControllerPort,
+			d.Sessions, d.Inflight, d.EventsReceived, d.EventsAcked, d.Rejects, state)
+	}
+	fmt.Fprintf(tw, "%d driver(s), %d session(s)\n\n", len(st.Drivers), st.Sessions)
+	fmt.Fprintf(tw, "STREAM\tMESSAGES\tBYTES\tSUBJECTS\tCONSUMERS\tFIRST SEQ\tLAST SEQ\n")
+	for _, s := range st.Streams {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%d\t%d\n", s.Name, s.Messages, humanBytes(s.Bytes), s.Subjects, s.Consumers, s.FirstSeq, s.LastSeq)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "INGEST CONSUMER\tSTREAM\tPENDING\tACK PENDING\tREDELIVERED\tWAITING PULLS\n")
+	for _, l := range st.Ingest {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", l.Consumer, l.Stream, l.NumPending, l.NumAckPend, l.Redelivered, l.Waiting)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if controllers {
+		for _, d := range st.Drivers {
+			fmt.Fprintf(w, "\n%s (%d):\n", d.ID, len(d.Controllers))
+			for _, line := range wrapWords(d.Controllers, 76) {
+				fmt.Fprintf(w, "  %s\n", line)
+			}
+		}
+	}
+	if len(st.Errors) > 0 {
+		fmt.Fprintln(w)
+		for _, e := range st.Errors {
+			fmt.Fprintf(w, "error: %s\n", e)
+		}
+		return errors.New("some of the status could not be read")
+	}
+	return nil
+}
+
+// humanBytes formats n with a binary unit.
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// wrapWords joins words with spaces into lines of at most width bytes.
+func wrapWords(words []string, width int) []string {
+	var lines []string
+	var b strings.Builder
+	for _, w := range words {
+		if b.Len() > 0 && b.Len()+1+len(w) > width {
+			lines = append(lines, b.String())
+			b.Reset()
+		}
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w)
+	}
+	if b.Len() > 0 {
+		lines = append(lines, b.String())
+	}
+	return lines
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate/internal/auth"
+)
+
+// ControllerSecurityEnv is the part of the driver's environment that
+// secures the controller port (prefix SCPGATE_).
+type ControllerSecurityEnv struct {
+	TLSCert       string `envconfig:"TLS_CERT" desc:"controller port TLS certificate (PEM); with TLS_KEY turns TLS on"`
+	TLSKey        string `envconfig:"TLS_KEY" desc:"key of TLS_CERT (PEM)"`
+	TLSClientCA   string `envconfig:"TLS_CLIENT_CA" desc:"CA bundle (PEM) of controller client certificates; turns client authentication on"`
+	TLSClientAuth string `envconfig:"TLS_CLIENT_AUTH" default:"require" desc:"with TLS_CLIENT_CA: require, or verify-if-given (controllers without a certificate are let in)"`
+	AllowList     string `envconfig:"ALLOW_LIST" desc:"file of admitted serials, one per line (# comments); reloaded on SIGHUP or change"`
+}
+
+// serverTLS returns the TLS configuration of the controller port (nil
+// without a certificate) and whether client certificates must name the
+// serial of their hello.
+func (e ControllerSecurityEnv) serverTLS() (*tls.Config, bool, error) {
+	if (e.TLSCert == "") != (e.TLSKey == "") {
+		return nil, false, usageErrorf("SCPGATE_TLS_CERT and SCPGATE_TLS_KEY must be set together")
+	}
+	if e.TLSCert == "" {
+		if e.TLSClientCA != "" {
+			return nil, false, usageErrorf("SCPGATE_TLS_CLIENT_CA needs SCPGATE_TLS_CERT and SCPGATE_TLS_KEY")
+		}
+		return nil, false, nil
+	}
+	cert, err := tls.LoadX509KeyPair(e.TLSCert, e.TLSKey)
+	if err != nil {
+		return nil, false, fmt.Errorf("load controller TLS certificate: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if e.TLSClientCA == "" {
+		return cfg, false, nil
+	}
+	pool, err := loadPool(e.TLSClientCA)
+	if err != nil {
+		return nil, false, err
+	}
+	cfg.ClientCAs = pool
+	switch e.TLSClientAuth {
+	case "require", "":
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	case "verify-if-given":
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+	default:
+		return nil, false, usageErrorf("SCPGATE_TLS_CLIENT_AUTH %q: want require or verify-if-given", e.TLSClientAuth)
+	}
+	return cfg, true, nil
+}
+
+// allowList loads the allow-list, when one is configured, and keeps it
+// current until ctx ends. nil means every serial is admitted.
+func (e ControllerSecurityEnv) allowList(ctx context.Context, log zerolog.Logger) (*auth.AllowList, error) {
+	if e.AllowList == "" {
+		return nil, nil
+	}
+	l, err := auth.LoadAllowList(e.AllowList, log)
+	if err != nil {
+		return nil, err
+	}
+	go l.Watch(ctx, 0)
+	return l, nil
+}
+
+// loadPool reads a PEM bundle of CA certificates.
+func loadPool(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA bundle: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("CA bundle %s: no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// APIAuthEnv is the part of an HTTP API's environment that says who may
+// call it (prefix SCPGATE_).
+type APIAuthEnv struct {
+	APITokens     string `envconfig:"API_TOKENS" desc:"bearer tokens of the HTTP API: token:scope,scope;token:scope (scopes events:read, commands:write, commands:read, admin); none: the API is open"`
+	APITokensFile string `envconfig:"API_TOKENS_FILE" desc:"file of tokens, one token:scope,scope per line; reloaded on SIGHUP or change"`
+}
+
+// authenticator returns the API's authenticator. With a tokens file it
+// keeps the tokens current until ctx ends.
+func (e APIAuthEnv) authenticator(ctx context.Context, log zerolog.Logger) (*auth.Authenticator, error) {
+	if e.APITokens != "" && e.APITokensFile != "" {
+		return nil, usageErrorf("set SCPGATE_API_TOKENS or SCPGATE_API_TOKENS_FILE, not both")
+	}
+	var tokens *auth.Tokens
+	var err error
+	switch {
+	case e.APITokensFile != "":
+		tokens, err = auth.LoadTokensFile(e.APITokensFile)
+		if err == nil && tokens.Len() == 0 {
+			err = fmt.Errorf("API tokens file %s: no token", e.APITokensFile)
+		}
+	default:
+		tokens, err = auth.ParseTokens(e.APITokens)
+		if err != nil {
+			err = fmt.Errorf("SCPGATE_API_TOKENS: %w", err)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	a := auth.NewAuthenticator(tokens, log)
+	if e.APITokensFile != "" {
+		go auth.WatchTokensFile(ctx, e.APITokensFile, a, 0, log)
+	}
+	return a, nil
+}
+
+// simTLS is the TLS command line of `scpgate sim`.
+type simTLS struct {
+	ca, certDir, cert, key, serverName string
+}
+
+// configFor returns the per-controller TLS configuration of the fleet, or
+// nil without --tls-ca. With --tls-cert-dir each controller presents
+// <dir>/<serial>.crt and .key, read at every handshake (so that 19,000
+// controllers do not hold 19,000 parsed certificates); with --tls-cert and
+// --tls-key all present the same one.
+func (o simTLS) configFor() (func(serial string) *tls.Config, error) {
+	if o.ca == "" {
+		if o.certDir != "" || o.cert != "" || o.key != "" || o.serverName != "" {
+			return nil, usageErrorf("--tls-cert-dir, --tls-cert, --tls-key and --tls-server-name need --tls-ca")
+		}
+		return nil, nil
+	}
+	if (o.cert == "") != (o.key == "") {
+		return nil, usageErrorf("--tls-cert and --tls-key go together")
+	}
+	if o.cert != "" && o.certDir != "" {
+		return nil, usageErrorf("use --tls-cert-dir or --tls-cert/--tls-key, not both")
+	}
+	pool, err := loadPool(o.ca)
+	if err != nil {
+		return nil, err
+	}
+	base := &tls.Config{RootCAs: pool, ServerName: o.serverName, MinVersion: tls.VersionTLS12}
+	switch {
+	case o.cert != "":
+		cert, err := tls.LoadX509KeyPair(o.cert, o.key)
+		if err != nil {
+			return nil, fmt.Errorf("load --tls-cert: %w", err)
+		}
+		base.Certificates = []tls.Certificate{cert}
+	case o.certDir != "":
+		if fi, err := os.Stat(o.certDir); err != nil || !fi.IsDir() {
+			return nil, usageErrorf("--tls-cert-dir %s: not a directory", o.certDir)
+		}
+		return func(serial string) *tls.Config {
+			c := base.Clone()
+			c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+				return loadSerialCert(o.certDir, serial)
+			}
+			return c
+		}, nil
+	}
+	return func(string) *tls.Config { return base }, nil
+}
+
+// errNoSerialCert is returned when --tls-cert-dir has no certificate for a
+// serial.
+var errNoSerialCert = errors.New("no certificate for this serial")
+
+// loadSerialCert reads <dir>/<serial>.crt and <dir>/<serial>.key.
+func loadSerialCert(dir, serial string) (*tls.Certificate, error) {
+	crt, key := filepath.Join(dir, serial+".crt"), filepath.Join(dir, serial+".key")
+	cert, err := tls.LoadX509KeyPair(crt, key)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", crt, errNoSerialCert)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", crt, err)
+	}
+	return &cert, nil
+}

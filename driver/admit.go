@@ -1,0 +1,75 @@
+package driver
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"strings"
+)
+
+// CertMatchesSerial reports whether the identity of a controller's client
+// certificate is serial. It is, when serial equals exactly (case matters,
+// as in subjects) one of:
+//   - the subject common name;
+//   - a DNS SAN;
+//   - a URI SAN's last element: the part after the last ':' of an opaque
+//     URI (urn:scpgate:controller:SERIAL), else the last path segment
+//     (spiffe://example.org/controller/SERIAL), else the host
+//     (scp://SERIAL).
+func CertMatchesSerial(cert *x509.Certificate, serial string) bool {
+	if cert == nil || serial == "" {
+		return false
+	}
+	if cert.Subject.CommonName == serial {
+		return true
+	}
+	for _, n := range cert.DNSNames {
+		if n == serial {
+			return true
+		}
+	}
+	for _, u := range cert.URIs {
+		var last string
+		switch {
+		case u.Opaque != "":
+			last = u.Opaque[strings.LastIndexByte(u.Opaque, ':')+1:]
+		case strings.Trim(u.Path, "/") != "":
+			p := strings.TrimRight(u.Path, "/")
+			last = p[strings.LastIndexByte(p, '/')+1:]
+		default:
+			last = u.Host
+		}
+		if last == serial {
+			return true
+		}
+	}
+	return false
+}
+
+// certAdmits checks the TLS client certificate of the session against its
+// serial (Options.RequireCertSerial). The TLS handshake is complete: the
+// hello was read through it.
+func (s *session) certAdmits() bool {
+	tc, ok := s.conn.(*tls.Conn)
+	if !ok {
+		return false
+	}
+	st := tc.ConnectionState()
+	if len(st.PeerCertificates) == 0 {
+		if s.d.opts.TLS.ClientAuth == tls.VerifyClientCertIfGiven {
+			return true
+		}
+		s.log.Warn().Msg("no client certificate")
+		return false
+	}
+	cert := st.PeerCertificates[0]
+	if CertMatchesSerial(cert, s.serial) {
+		return true
+	}
+	uris := make([]string, len(cert.URIs))
+	for i, u := range cert.URIs {
+		uris[i] = u.String()
+	}
+	s.log.Warn().Str("cert_cn", cert.Subject.CommonName).Strs("cert_dns", cert.DNSNames).Strs("cert_uris", uris).
+		Msg("client certificate identity differs from the serial")
+	return false
+}

@@ -1,0 +1,280 @@
+package auth_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/replay"
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/sim"
+	"github.com/scpgate/scpgate/sqlite"
+	"github.com/scpgate/scpgate/streams"
+)
+
+// authConf is the users file every NATS node of the deployment includes.
+const authConf = "../../deploy/nats/auth.conf"
+
+// roles are the users of auth.conf and their password variables.
+var roles = map[string]string{
+	"driver":    "NATS_DRIVER_PASSWORD",
+	"ingest":    "NATS_INGEST_PASSWORD",
+	"commander": "NATS_COMMANDER_PASSWORD",
+	"ops":       "NATS_OPS_PASSWORD",
+}
+
+// permServer starts a JetStream server whose users are those of
+// deploy/nats/auth.conf, loaded the way a node loads them: a config file
+// that includes ./auth.conf from its own directory.
+func permServer(t *testing.T) *server.Server {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(authConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "auth.conf"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("jetstream { store_dir: %q }\ninclude ./auth.conf\n", filepath.Join(dir, "js"))
+	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for user, v := range roles {
+		t.Setenv(v, "pw-"+user)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "node.conf"))
+	if err != nil {
+		t.Fatalf("load %s: %v", authConf, err)
+	}
+	opts.Host, opts.Port = "127.0.0.1", -1
+	return natstest.RunServerWith(t, opts)
+}
+
+// roleConn is one role's connection and the asynchronous errors (such as
+// permission violations) it received.
+type roleConn struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	mu   sync.Mutex
+	errs []error
+}
+
+func (r *roleConn) errors() []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.errs...)
+}
+
+func connectAs(t *testing.T, s *server.Server, user string) *roleConn {
+	t.Helper()
+	r := &roleConn{}
+	r.nc = natstest.Connect(t, s, nats.UserInfo(user, "pw-"+user), nats.Name("scpgate-"+user),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			r.mu.Lock()
+			r.errs = append(r.errs, err)
+			r.mu.Unlock()
+		}))
+	r.js = natstest.JetStream(t, r.nc)
+	return r
+}
+
+// violation waits for an asynchronous permission violation naming subject.
+func (r *roleConn) violation(t *testing.T, what, subject string) {
+	t.Helper()
+	natstest.CheckFor(t, 3*time.Second, 10*time.Millisecond, func() error {
+		for _, err := range r.errors() {
+			if errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), subject) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: no permission violation for %s (errors: %v)", what, subject, r.errors())
+	})
+}
+
+func testLog(t *testing.T) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+}
+
+// TestNATSPermissions runs every role's real code against a server with
+// the users of deploy/nats/auth.conf: the driver stores events, keeps
+// presence and delivers a command; the commander submits it and hears
+// the result; ingest consumes both streams, measures its lag and
+// rebuilds; ops replays, reads streams and discovers the drivers. None
+// may hit a permission violation. Then each role tries a subject that is
+// not its own and is refused.
+func TestNATSPermissions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts every service")
+	}
+	s := permServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	drv, ing, cmd, ops := connectAs(t, s, "driver"), connectAs(t, s, "ingest"), connectAs(t, s, "commander"), connectAs(t, s, "ops")
+
+	if _, err := nats.Connect(s.ClientURL(), nats.UserInfo("driver", "wrong")); err == nil {
+		t.Error("wrong password: connected")
+	}
+
+	// Driver and a controller: events stored and acknowledged.
+	d, err := driver.New(driver.Options{ID: "perm-d", Listen: "127.0.0.1:0", NATS: drv.nc, Log: testLog(t),
+		Timing: scpbridge.Timing{Handshake: 2 * time.Second, Heartbeat: 500 * time.Millisecond, OfflineTime: 3 * time.Second}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatalf("driver start as driver: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	c := sim.NewController(sim.Config{Target: d.Addr().String(), Serial: "PERM1", Backoff: sim.BackoffConfig{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
+	cctx, stopCtrl := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = c.Run(cctx) })
+	t.Cleanup(func() { stopCtrl(); wg.Wait() })
+	c.Generate(20)
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		if st := c.Stats(); st.Acked != 20 {
+			return fmt.Errorf("acked %d of 20", st.Acked)
+		}
+		return nil
+	})
+
+	// Commander: submit, delivered by the driver, result heard.
+	svc, err := commander.New(commander.Options{JS: cmd.js, NC: cmd.nc, Log: testLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Close() })
+	if _, err := svc.Register(cmd.nc); err != nil {
+		t.Fatalf("register commander: %v", err)
+	}
+	resp, err := svc.Submit(ctx, "PERM1", commander.SubmitRequest{Type: scpgate.CmdIDRequest, Wait: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("submit as commander: %v", err)
+	}
+	if resp.Result == nil || resp.Result.Status != scpgate.StatusOK {
+		t.Fatalf("submit: got %+v, want a result ok", resp)
+	}
+	if _, err := svc.Get(ctx, resp.ID); err != nil {
+		t.Errorf("get command as commander: %v", err)
+	}
+	list, err := svc.Controllers(ctx, "", 10)
+	if err != nil || len(list.Controllers) != 1 || !list.Controllers[0].Online {
+		t.Errorf("controllers as commander: got %+v, %v; want PERM1 online", list, err)
+	}
+
+	// Ingest: both streams consumed, lag measured, rebuild.
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "perm.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	h, err := streams.Ensure(ctx, ing.js, streams.DefaultConfig())
+	if err != nil {
+		t.Fatalf("ensure as ingest: %v", err)
+	}
+	isvc, err := ingest.New(ingest.Options{JS: ing.js, Store: store, StateKV: h.State, Log: testLog(t), LagInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ictx, stopIngest := context.WithCancel(ctx)
+	var iwg sync.WaitGroup
+	iwg.Go(func() {
+		if err := isvc.Run(ictx); err != nil {
+			t.Errorf("ingest run: %v", err)
+		}
+	})
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		st, lag := isvc.Stats(), isvc.Lag()
+		switch {
+		case st.Events < 21 || st.Results < 1: // 20 transactions and a presence event at least
+			return fmt.Errorf("ingest stored %d events, %d results", st.Events, st.Results)
+		case lag.Events.Updated.IsZero() || lag.Events.Error != "" || lag.Pending != 0:
+			return fmt.Errorf("ingest lag %+v", lag)
+		}
+		return nil
+	})
+	stopIngest()
+	iwg.Wait()
+	store2, err := sqlite.Open(filepath.Join(t.TempDir(), "rebuild.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store2.Close() })
+	if err := ingest.Rebuild(ctx, ing.js, store2, 0, nil); err != nil {
+		t.Errorf("rebuild as ingest: %v", err)
+	}
+
+	// Ops: replay, stream and consumer info, driver discovery.
+	n, err := replay.Count(ctx, ops.js, replay.Options{Serial: "PERM1"})
+	if err != nil || n < 20 {
+		t.Errorf("replay count as ops: %d, %v", n, err)
+	}
+	got := 0
+	err = replay.Run(ctx, ops.js, replay.Options{Serial: "PERM1"}, func(replay.Msg) error { got++; return nil }, nil)
+	if err != nil || got < 20 {
+		t.Errorf("replay as ops: %d events, %v", got, err)
+	}
+	if _, err := ops.js.Stream(ctx, streams.EventsStream); err != nil {
+		t.Errorf("stream info as ops: %v", err)
+	}
+	if _, err := ops.js.Consumer(ctx, streams.EventsStream, ingest.DefaultDurable); err != nil {
+		t.Errorf("consumer info as ops: %v", err)
+	}
+	info, _ := micro.ControlSubject(micro.InfoVerb, driver.ServiceName, "")
+	if m, err := ops.nc.Request(info, nil, 2*time.Second); err != nil || !strings.Contains(string(m.Data), "perm-d") {
+		t.Errorf("driver discovery as ops: %v", err)
+	}
+	if m, err := ops.nc.Request(driver.SessionsSubject("perm-d"), nil, 2*time.Second); err != nil || !strings.Contains(string(m.Data), "PERM1") {
+		t.Errorf("driver sessions as ops: %v", err)
+	}
+
+	for user, r := range map[string]*roleConn{"driver": drv, "ingest": ing, "commander": cmd, "ops": ops} {
+		for _, err := range r.errors() {
+			t.Errorf("%s: asynchronous error on its own path: %v", user, err)
+		}
+	}
+
+	// Outside their subjects: refused.
+	for _, tc := range []struct {
+		who     string
+		r       *roleConn
+		subject string
+	}{
+		{"ingest queues a command", ing, "scp.cmd.X"},
+		{"commander forges an event", cmd, "scp.evt.X.access"},
+		{"driver queues a command", drv, "scp.cmd.X"},
+		{"ops forges a result", ops, "scp.res.X"},
+		{"ops deletes a stream", ops, "$JS.API.STREAM.DELETE.SCP_EVENTS"},
+		{"ingest writes presence", ing, "$KV.scp_sessions.X"},
+		{"commander purges commands", cmd, "$JS.API.STREAM.PURGE.SCP_COMMANDS"},
+	} {
+		if err := tc.r.nc.Publish(tc.subject, []byte("{}")); err != nil {
+			t.Fatalf("%s: publish: %v", tc.who, err)
+		}
+		_ = tc.r.nc.Flush()
+		tc.r.violation(t, tc.who, tc.subject)
+	}
+	if _, err := ing.nc.Subscribe("scp.cmd.*", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	_ = ing.nc.Flush()
+	ing.violation(t, "ingest listens to commands", "scp.cmd.*")
+}
