@@ -52,16 +52,7 @@ func runCommander(ctx context.Context, args []string) error {
 	var natsCfg natsconn.Config
 	fs := newFlagSet("commander", envSpec{"SCPGATE", &cfg}, envSpec{"", &natsCfg})
 	httpListen := fs.String("http", "", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := loadEnv("SCPGATE", &cfg); err != nil {
-		return err
-	}
-	if err := loadEnv("", &natsCfg); err != nil {
+	if err := parseService(fs, args, &cfg, &natsCfg); err != nil {
 		return err
 	}
 	if *httpListen != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -39,6 +41,23 @@ func (c StreamsEnv) config() streams.Config {
 		cfg.Storage = jetstream.MemoryStorage
 	}
 	return cfg
+}
+
+// parseService parses a service's command line with fs, then reads its
+// environment: cfg with prefix SCPGATE_ and the NATS variables into
+// natsCfg. Flags that override the environment are applied by the caller
+// afterwards.
+func parseService(fs *flag.FlagSet, args []string, cfg any, natsCfg *natsconn.Config) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("unexpected argument %q", fs.Arg(0))
+	}
+	if err := loadEnv("SCPGATE", cfg); err != nil {
+		return err
+	}
+	return loadEnv("", natsCfg)
 }
 
 // serveHTTP serves h on addr until ctx ends, then shuts down gracefully.

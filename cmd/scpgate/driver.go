@@ -80,16 +80,7 @@ func runDriver(ctx context.Context, args []string) error {
 	fs := newFlagSet("driver", envSpec{"SCPGATE", &cfg}, envSpec{"", &natsCfg})
 	listen := fs.String("listen", "", "controller listen address (overrides SCPGATE_LISTEN)")
 	httpListen := fs.String("http", "", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
-	}
-	if err := loadEnv("SCPGATE", &cfg); err != nil {
-		return err
-	}
-	if err := loadEnv("", &natsCfg); err != nil {
+	if err := parseService(fs, args, &cfg, &natsCfg); err != nil {
 		return err
 	}
 	if *listen != "" {

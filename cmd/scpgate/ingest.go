@@ -65,23 +65,14 @@ func runIngest(ctx context.Context, args []string) error {
 	httpListen := fs.String("http", "", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
 	rebuild := fs.Bool("rebuild", false, "re-read the streams into the store, then exit")
 	since := fs.Duration("since", 0, "with --rebuild: only events stored within this long ago (0: all)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseService(fs, args, &cfg, &natsCfg); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("unexpected argument %q", fs.Arg(0))
 	}
 	if *since != 0 && !*rebuild {
 		return usageErrorf("--since only goes with --rebuild")
 	}
 	if *since < 0 {
 		return usageErrorf("--since must be positive")
-	}
-	if err := loadEnv("SCPGATE", &cfg); err != nil {
-		return err
-	}
-	if err := loadEnv("", &natsCfg); err != nil {
-		return err
 	}
 	if *db != "" {
 		cfg.DB = *db
