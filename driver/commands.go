@@ -6,15 +6,20 @@ package driver
 // publishes each result to scp.res.<serial>, writes the scp_commands
 // record, moves the cursor with compare-and-set and deletes the command.
 //
-// Scale: a session subscribes to scp.cmd.<serial> as a doorbell with
-// ChanSubscribe onto one channel per driver, read by one dispatcher
-// goroutine; the work (direct gets, publishes, key-value writes) runs on a
-// small pool of workers per driver, never on a session's read loop. A
-// session without commands holds one subscription and one small
+// Scale: the driver subscribes once to scp.cmd.* as a doorbell, with
+// ChanSubscribe onto one channel read by one dispatcher goroutine, which
+// rings the local session of the serial in the subject (if any); the work
+// (direct gets, publishes, key-value writes) runs on a small pool of
+// workers per driver, never on a session's read loop. Every driver hears
+// every command publish and drops those of controllers it does not hold:
+// one cheap message per command and driver, against a client and a server
+// subscription per session (about 0.5 KiB each side) that every idle
+// session would otherwise hold. A session without commands holds one small
 // cmdSession; the delivery state is allocated when a command is pending.
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -119,6 +124,7 @@ type commandHooks struct {
 	window    int           // outstanding (sent, unanswered) commands per session
 	opTimeout time.Duration // bound of one NATS operation
 	bell      chan *nats.Msg
+	sub       *nats.Subscription // the doorbell of every controller
 	stats     cmdCounters
 	rq        runQueue
 	overflow  atomic.Bool // the doorbell channel was seen full
@@ -145,8 +151,7 @@ func newCommandHooks(d *Driver) *commandHooks {
 
 // cmdSession is the command side of one established session.
 type cmdSession struct {
-	s   *session
-	sub *nats.Subscription // the doorbell; nil if subscribing failed
+	s *session
 
 	mu       sync.Mutex // guards the fields below
 	queued   bool       // in the run queue
@@ -165,6 +170,11 @@ type cmdSession struct {
 func (h *commandHooks) start(ctx context.Context) error {
 	// Work outlives ctx by flushTimeout, so that what controllers
 	// answered before the driver closed is still completed.
+	sub, err := h.d.nc.ChanSubscribe(streams.CommandsAll, h.bell)
+	if err != nil {
+		return fmt.Errorf("subscribe to command doorbells: %w", err)
+	}
+	h.sub = sub
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.rq.cancel = cancel
 	h.d.bgWG.Add(1 + commandWorkers)
@@ -177,14 +187,6 @@ func (h *commandHooks) start(ctx context.Context) error {
 
 func (h *commandHooks) sessionStart(s *session) {
 	cs := &cmdSession{s: s, owed: 1, rechecks: 1}
-	subject, err := streams.CommandSubject(s.serial)
-	if err == nil {
-		cs.sub, err = h.d.nc.ChanSubscribe(subject, h.bell)
-	}
-	if err != nil {
-		h.stats.errors.Add(1)
-		s.log.Warn().Err(err).Msg("subscribe to command doorbell; commands arrive on reconnect only")
-	}
 	h.mu.Lock()
 	if old := h.sessions[s.serial]; old != nil {
 		h.shadowed[old.s] = old
@@ -223,11 +225,6 @@ func (h *commandHooks) sessionEnd(s *session, _ scpgate.CloseReason) {
 	h.mu.Unlock()
 	if cs == nil {
 		return
-	}
-	if cs.sub != nil {
-		if err := cs.sub.Unsubscribe(); err != nil && h.d.nc.IsConnected() {
-			s.log.Debug().Err(err).Msg("unsubscribe command doorbell")
-		}
 	}
 	cs.mu.Lock()
 	cs.ended = true
@@ -365,6 +362,9 @@ func (h *commandHooks) dispatch(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			if err := h.sub.Unsubscribe(); err != nil && h.d.nc.IsConnected() {
+				h.d.log.Debug().Err(err).Msg("unsubscribe command doorbells")
+			}
 			h.rq.close()
 			return
 		case m := <-h.bell:

@@ -50,6 +50,7 @@ func newFenceRig(t *testing.T, serial string) *fenceRig {
 	s := newSession(d, conn)
 	s.serial = serial
 	s.log = s.log.With().Str("serial", serial).Logger()
+	s.writing = true // no writer starts: frames stay queued for sent to count
 	return &fenceRig{t: t, ctx: ctx, js: js, h: newCommandHooks(d), cs: &cmdSession{s: s}}
 }
 

@@ -19,15 +19,22 @@
 //
 // # Sessions
 //
-// The read loop of a session runs on its accept goroutine and one writer
-// goroutine owns every socket write: a bounded queue of encoded frames
-// (a full queue closes the controller as a slow consumer, the reader never
-// blocks on it), the newest cumulative ack (coalesced), pings when idle,
-// and a write deadline on every write. A session's in-flight transactions
-// are bounded by Options.MaxInflightPerSession (the read loop stops
-// reading that socket while the window is full) and the driver's by
-// Options.MaxInflightTotal. PubAcks come back through jetstream's async
-// ack handler: no goroutine or future per message.
+// Each session has one read loop goroutine. At most one writer goroutine
+// at a time owns its socket writes: it starts when something is queued
+// and stops when the queue is empty, so an idle session holds one
+// goroutine, no write buffer (pooled) and no read buffer (it waits for its
+// socket to become readable before it takes one from a pool). The writer
+// writes a bounded queue of encoded frames (a full queue closes the
+// controller as a slow consumer, the reader never blocks on it) and the
+// newest cumulative ack, coalesced while the controller is sending a
+// backlog, with a write deadline on every write; one loop per driver pings
+// the sessions that wrote nothing for a heartbeat interval. A session's
+// in-flight transactions are bounded by Options.MaxInflightPerSession (the
+// read loop stops reading that socket while the window is full) and the
+// driver's by Options.MaxInflightTotal. PubAcks come back through
+// jetstream's async ack handler: no goroutine or future per message.
+// Presence work runs on a few goroutines per driver, whatever the number of
+// sessions starting or ending at once.
 //
 // # Ownership
 //

@@ -64,6 +64,10 @@ type Driver struct {
 	connWG sync.WaitGroup // one per connection goroutine
 	bgWG   sync.WaitGroup // background loops (watcher, retrier)
 	presWG sync.WaitGroup // presence work of started and ended sessions
+	presq  presenceQueue  // runs that work on a few goroutines
+
+	readers sync.Pool // *frameReader of Options.ReadBuffer bytes
+	acks    ackQueue  // sessions whose ack waits (see ackDelay)
 
 	pubs publishes // transactions awaiting a PubAck
 	rt   retrier
@@ -85,6 +89,7 @@ func New(opts Options) (*Driver, error) {
 		conns:    make(map[*session]struct{}),
 		pubs:     publishes{m: make(map[*nats.Msg]*pub)},
 		rt:       newRetrier(),
+		acks:     ackQueue{kick: make(chan struct{}, 1)},
 	}
 	d.hooks = newCommandHooks(d)
 	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
@@ -92,6 +97,11 @@ func New(opts Options) (*Driver, error) {
 		jetstream.WithPublishAsyncAckHandler(d.onPubAck),
 		jetstream.WithPublishAsyncErrHandler(d.onPubErr),
 		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout),
+		// The driver's own budget (d.sem) bounds the publishes in flight
+		// and wakes one waiting session at a time; nats.go's smaller
+		// default would stall thousands of read loops at once and fail
+		// those still stalled after 200 ms, to be published again.
+		jetstream.WithPublishAsyncMaxPending(opts.MaxInflightTotal),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("driver: jetstream context: %w", err)
@@ -121,9 +131,11 @@ func (d *Driver) Start(ctx context.Context) error {
 	d.handles = h
 	d.ensured.Store(true)
 
-	ln, err := net.Listen("tcp", d.opts.Listen)
-	if err != nil {
-		return fmt.Errorf("driver: listen on %s: %w", d.opts.Listen, err)
+	ln := d.opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", d.opts.Listen); err != nil {
+			return fmt.Errorf("driver: listen on %s: %w", d.opts.Listen, err)
+		}
 	}
 	if d.opts.TLS != nil {
 		ln = tls.NewListener(ln, d.opts.TLS)
@@ -134,9 +146,11 @@ func (d *Driver) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("driver: start hooks: %w", err)
 	}
-	d.bgWG.Add(2)
+	d.bgWG.Add(4)
 	go d.watchSessions()
 	go d.retryLoop()
+	go d.heartbeats()
+	go d.ackFlusher()
 
 	if err := d.startService(); err != nil {
 		ln.Close()
@@ -215,12 +229,9 @@ func (d *Driver) acceptLoop(ln net.Listener) {
 			continue
 		}
 		d.conns[s] = struct{}{}
-		d.connWG.Add(1)
+		d.connWG.Add(1) // serve calls Done
 		d.mu.Unlock()
-		go func() {
-			defer d.connWG.Done()
-			s.serve()
-		}()
+		go s.serve()
 	}
 }
 

@@ -79,8 +79,12 @@ func PresenceEvent(serial string, epoch uint32, p scpgate.Presence, code string,
 	}
 }
 
-// EncodeEvent encodes ev as the JSON document published to NATS.
+// EncodeEvent encodes ev as the JSON document published to NATS: the
+// bytes encoding/json writes for it.
 func EncodeEvent(ev *scpgate.Event) ([]byte, error) {
+	if b, ok := appendEvent(make([]byte, 0, 384), ev); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)

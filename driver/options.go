@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
@@ -24,6 +25,10 @@ type Options struct {
 	ID string
 	// Listen is the controller (SCP/TCP) listen address. Default ":3001".
 	Listen string
+	// Listener, when set, is used instead of listening on Listen (a
+	// socket with SO_REUSEPORT shared by several drivers, say). The
+	// driver closes it when it stops.
+	Listener net.Listener
 	// HTTPListen, when set, is where Start serves Handler (/healthz,
 	// /readyz, /stats). Empty: no HTTP server (the caller may mount
 	// Handler itself).
@@ -53,8 +58,9 @@ type Options struct {
 	// WriteBuffer, when > 0, sets the kernel send buffer (SO_SNDBUF) of
 	// every controller socket. Default 0: the system's.
 	WriteBuffer int
-	// ReadBuffer is the size of each session's frame read buffer.
-	// Default scpbridge.DefaultReadBuffer.
+	// ReadBuffer is the size of each session's frame read buffer. Default
+	// 512 bytes: every frame but an unusually long text fits, and an idle
+	// session holds it for as long as it lives.
 	ReadBuffer int
 	// PublishTimeout bounds the wait for one PubAck; a publish that times
 	// out is sent again with the same message id. Default 5s.
@@ -81,6 +87,18 @@ type Options struct {
 	// Admit, when set, decides whether a serial may open a session; a
 	// refused controller gets a reject (not_allowed). Nil admits all.
 	Admit func(serial string) bool
+	// RequireCertSerial, with TLS, checks the client certificate of every
+	// controller against the serial of its hello: a certificate whose
+	// identity (see CertMatchesSerial) is not that serial is refused with
+	// reject certificate_mismatch. A controller without a certificate is
+	// refused too, unless TLS.ClientAuth is tls.VerifyClientCertIfGiven.
+	// TLS.ClientAuth must verify certificates (VerifyClientCertIfGiven or
+	// RequireAndVerifyClientCert) and TLS.ClientCAs name the CA.
+	RequireCertSerial bool
+	// PublishLatency, when set, is called from the PubAck handler with the
+	// time from a transaction's publish to its PubAck. It must be cheap
+	// and must not block (a histogram's Observe).
+	PublishLatency func(time.Duration)
 
 	// CommandWindow is how many commands one controller may have sent and
 	// not yet answered. Default 4.
@@ -97,6 +115,7 @@ const (
 	DefaultMaxInflightTotal      = 32768
 	DefaultSendQueue             = 128
 	DefaultWriteTimeout          = 5 * time.Second
+	DefaultReadBuffer            = 512
 	DefaultPublishTimeout        = 5 * time.Second
 	DefaultRetryBackoffMax       = 2 * time.Second
 	DefaultDrainRate             = 500
@@ -139,7 +158,7 @@ func (o Options) withDefaults() Options {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.ReadBuffer <= 0 {
-		o.ReadBuffer = scpbridge.DefaultReadBuffer
+		o.ReadBuffer = DefaultReadBuffer
 	}
 	if o.PublishTimeout <= 0 {
 		o.PublishTimeout = DefaultPublishTimeout
@@ -171,6 +190,10 @@ func (o Options) validate() error {
 	}
 	if err := o.Streams.Validate(); err != nil {
 		return fmt.Errorf("driver options: %w", err)
+	}
+	if o.RequireCertSerial && (o.TLS == nil ||
+		o.TLS.ClientAuth != tls.VerifyClientCertIfGiven && o.TLS.ClientAuth != tls.RequireAndVerifyClientCert) {
+		return errors.New("driver options: RequireCertSerial needs TLS that verifies client certificates")
 	}
 	if o.MaxInflightTotal < o.MaxInflightPerSession {
 		return fmt.Errorf("driver options: max inflight total %d below per session %d", o.MaxInflightTotal, o.MaxInflightPerSession)

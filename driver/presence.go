@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,57 @@ import (
 
 // presenceOpTimeout bounds one scp_sessions write or presence publish.
 const presenceOpTimeout = 2 * time.Second
+
+// presenceWorkers bounds the goroutines doing presence work. A ramp of
+// thousands of connects queues its presence work instead of holding a
+// goroutine per session while JetStream catches up: the runtime never
+// frees a goroutine's descriptor, so a peak of goroutines is paid for as
+// long as the process lives.
+const presenceWorkers = 64
+
+// presenceQueue runs presence work in order of arrival on at most
+// presenceWorkers goroutines, started when work arrives and stopped when
+// the queue is empty.
+type presenceQueue struct {
+	mu      sync.Mutex
+	work    []func()
+	workers int
+}
+
+// presence queues f; d.presWG counts it until it has run.
+func (d *Driver) presence(f func()) {
+	d.presWG.Add(1)
+	q := &d.presq
+	q.mu.Lock()
+	q.work = append(q.work, f)
+	start := q.workers < presenceWorkers
+	if start {
+		q.workers++
+	}
+	q.mu.Unlock()
+	if start {
+		go d.presenceWorker()
+	}
+}
+
+func (d *Driver) presenceWorker() {
+	q := &d.presq
+	for {
+		q.mu.Lock()
+		if len(q.work) == 0 {
+			q.work = nil // let the backing array go
+			q.workers--
+			q.mu.Unlock()
+			return
+		}
+		f := q.work[0]
+		q.work[0] = nil
+		q.work = q.work[1:]
+		q.mu.Unlock()
+		f()
+		d.presWG.Done()
+	}
+}
 
 // SessionRecord is the value of a controller's key in the scp_sessions
 // bucket: which driver and session own it. The owner writes it when a
@@ -36,25 +88,23 @@ func (s *session) presenceOf(reason scpgate.CloseReason) scpgate.Presence {
 
 // startPresence writes the session's scp_sessions key (retried while the
 // session lives) and then publishes its online event (retried while the
-// driver runs), in the background.
-func (s *session) startPresence() {
+// driver runs), on the presence queue.
+func (s *session) startPresence() { s.d.presence(s.presenceStart) }
+
+func (s *session) presenceStart() {
 	d := s.d
-	d.presWG.Add(1)
-	go func() {
-		defer d.presWG.Done()
-		defer close(s.startDone)
-		rec := s.record()
-		var rev uint64
-		ok := d.retryOp(s.ctx, s, "write scp_sessions", func(ctx context.Context) (err error) {
-			rev, err = d.handles.Sessions.Put(ctx, s.serial, rec)
-			return err
-		})
-		if ok {
-			s.owned(rev)
-		}
-		ev := PresenceEvent(s.serial, s.epoch, s.presenceOf(""), PresenceOnline, s.since, d.opts.ID)
-		d.publishPresence(s, &ev)
-	}()
+	defer close(s.startDone)
+	rec := s.record()
+	var rev uint64
+	ok := d.retryOp(s.ctx, s, "write scp_sessions", func(ctx context.Context) (err error) {
+		rev, err = d.handles.Sessions.Put(ctx, s.serial, rec)
+		return err
+	})
+	if ok {
+		s.owned(rev)
+	}
+	ev := PresenceEvent(s.serial, s.epoch, s.presenceOf(""), PresenceOnline, s.since, d.opts.ID)
+	d.publishPresence(s, &ev)
 }
 
 // owned records the revision of our scp_sessions write; if another
@@ -80,9 +130,7 @@ func (s *session) takenOver(why string) {
 // background, after the start work finished (so offline follows online).
 func (s *session) endPresence(reason scpgate.CloseReason) {
 	d := s.d
-	d.presWG.Add(1)
-	go func() {
-		defer d.presWG.Done()
+	d.presence(func() {
 		<-s.startDone
 		s.mu.Lock()
 		rev := s.kvRev
@@ -98,7 +146,7 @@ func (s *session) endPresence(reason scpgate.CloseReason) {
 		}
 		ev := PresenceEvent(s.serial, s.epoch, s.presenceOf(reason), PresenceOffline, time.Now(), d.opts.ID)
 		d.publishPresence(s, &ev)
-	}()
+	})
 }
 
 // publishPresence publishes a presence event, retrying while the driver
@@ -109,7 +157,7 @@ func (d *Driver) publishPresence(s *session, ev *scpgate.Event) {
 		s.log.Error().Err(err).Msg("encode presence event")
 		return
 	}
-	subject := s.presSubj
+	subject := s.subject(scpgate.KindPresence)
 	d.retryOp(d.bgCtx, s, "publish presence "+ev.Code, func(ctx context.Context) error {
 		msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{ev.ID}}}
 		_, err := d.js.PublishMsg(ctx, msg)

@@ -30,6 +30,7 @@ type pub struct {
 	s      *session
 	ticket uint64 // AckTracker ticket
 	state  pubState
+	sent   time.Time // last handed to nats.go; set only with Options.PublishLatency
 }
 
 // publishes maps the messages handed to nats.go to their pub, for the
@@ -60,6 +61,7 @@ func (p *publishes) take(m *nats.Msg) *pub {
 func (s *session) transaction(now time.Time) bool {
 	d := s.d
 	d.stats.received.Add(1)
+	s.burst.Store(true) // this one follows: the acks of the previous ones may wait
 	s.mu.Lock()
 	if s.quiesce {
 		s.mu.Unlock()
@@ -108,7 +110,7 @@ func (s *session) transaction(now time.Time) bool {
 		return false
 	}
 	p := &pub{s: s, msg: nats.Msg{
-		Subject: s.subjects[tx.Type],
+		Subject: s.subject(ev.Kind),
 		Data:    data,
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{ev.ID}},
 	}}
@@ -133,6 +135,8 @@ func (s *session) transaction(now time.Time) bool {
 		s.retrying = true
 	}
 	s.mu.Unlock()
+	// Before the PubAck can arrive: more to come only if more is read.
+	s.burst.Store(s.rd != nil && s.rd.rd.Buffered() > 0)
 	if direct {
 		d.publish(p)
 	} else {
@@ -143,6 +147,9 @@ func (s *session) transaction(now time.Time) bool {
 
 // publish hands p to nats.go; a synchronous failure marks it for retry.
 func (d *Driver) publish(p *pub) bool {
+	if d.opts.PublishLatency != nil {
+		p.sent = time.Now()
+	}
 	d.pubs.add(p)
 	if _, err := d.js.PublishMsgAsync(&p.msg); err != nil {
 		if d.pubs.take(&p.msg) != nil {
@@ -164,6 +171,9 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		d.stats.duplicates.Add(1)
 	}
 	d.stats.published.Add(1)
+	if f := d.opts.PublishLatency; f != nil {
+		f(time.Since(p.sent))
+	}
 	s := p.s
 	s.mu.Lock()
 	if s.ended || p.state != pubInflight {
@@ -176,14 +186,21 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 	s.ring[p.ticket%uint64(len(s.ring))] = nil
 	before := s.tracker.Pending()
 	seq, advanced := s.tracker.Confirm(p.ticket)
+	now, later := false, false
 	if advanced {
 		s.ackSeq = seq
 		d.stats.acked.Add(uint64(before - s.tracker.Pending()))
+		now, later = s.ackDueLocked()
 	}
 	s.mu.Unlock()
 	<-d.sem
+	if later {
+		d.deferAck(s)
+	}
 	if advanced {
-		s.wake()
+		if now {
+			s.wake()
+		}
 		select {
 		case s.windowCh <- struct{}{}:
 		default:

@@ -11,6 +11,8 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -36,9 +38,11 @@ const lingerTime = time.Second
 // aLongTimeAgo is a deadline in the past, used to wake a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// session is one controller connection. The read loop runs on the accept
-// goroutine (serve); one writer goroutine (writeLoop) owns every socket
-// write once the handshake succeeded; ctx cancels both.
+// session is one controller connection. The handshake runs on the accept
+// goroutine (serve), the read loop on a fresh one; a writer goroutine
+// (writeLoop) owns the socket writes while there is something to write and
+// stops when the queue is empty, so that an idle session holds one
+// goroutine; ctx cancels both.
 type session struct {
 	d      *Driver
 	conn   net.Conn
@@ -56,19 +60,18 @@ type session struct {
 	model    string
 	firmware string
 	epoch    uint32
-	subjects [8]string // event subject by TranType
-	presSubj string    // presence event subject
-	log      zerolog.Logger
+	log      zerolog.Logger // adds remote, session and serial (see Run)
 
 	// owned by the read loop
 	hs        *scpbridge.HostSession
-	rd        *scpbridge.Reader
-	resumedAt time.Time // when the loop last resumed after waiting for the window
+	rd        *frameReader    // nil while idle (see readbuf.go)
+	raw       syscall.RawConn // nil when the socket cannot be waited on without a reader
+	resumedAt time.Time       // when the loop last resumed after waiting for the window
 
-	windowCh   chan struct{} // cap 1: confirmations freed window space
-	kick       chan struct{} // cap 1: the writer has work
-	writerDone chan struct{} // closed when writeLoop returns
-	startDone  chan struct{} // closed when the presence start work finished
+	lastWrite atomic.Int64  // unix ns of the last write, for heartbeats
+	burst     atomic.Bool   // the read loop holds more frames past the current one
+	windowCh  chan struct{} // cap 1: confirmations freed window space
+	startDone chan struct{} // closed when the presence start work finished
 
 	mu sync.Mutex // guards the fields below
 	// publishing (see publish.go)
@@ -85,6 +88,14 @@ type session struct {
 	ackSeq    uint32 // newest cumulative ack to send
 	ackSent   uint32 // newest ack handed to the writer
 	lastAcked uint32 // newest ack sent, for SessionInfo
+	writing   bool   // a writer goroutine runs
+	// ackDeferred: the session waits in the driver's ack queue; ackNow:
+	// the newest ack is due (see ackDueLocked).
+	ackDeferred, ackNow bool
+	// writerExited, when set, is closed by the writer as it stops.
+	writerExited chan struct{}
+	pingFrame    scpbridge.Ping    // the heartbeat's frame
+	ackFrame     scpbridge.TranAck // flush's frame
 	// lifecycle
 	closing     bool
 	reason      scpgate.CloseReason
@@ -99,44 +110,68 @@ type session struct {
 func newSession(d *Driver, conn net.Conn) *session {
 	now := time.Now()
 	s := &session{
-		d:          d,
-		conn:       conn,
-		remote:     conn.RemoteAddr().String(),
-		since:      now,
-		timing:     d.opts.Timing,
-		windowCh:   make(chan struct{}, 1),
-		kick:       make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
-		startDone:  make(chan struct{}),
+		d:         d,
+		conn:      conn,
+		remote:    conn.RemoteAddr().String(),
+		since:     now,
+		timing:    d.opts.Timing,
+		windowCh:  make(chan struct{}, 1),
+		startDone: make(chan struct{}),
 	}
 	s.idNum = rand.Uint64()
 	s.id = fmt.Sprintf("%016x", s.idNum)
-	s.log = d.log.With().Str("remote", s.remote).Str("session", s.id).Logger()
+	// A hook rather than With: With allocates a 500-byte context buffer
+	// per logger, which every idle session would keep.
+	s.log = d.log.Hook(logFields{s})
 	s.ctx, s.cancel = context.WithCancel(d.bgCtx)
+	s.raw = rawConnOf(conn)
 	if tc, ok := conn.(interface{ SetWriteBuffer(int) error }); ok && d.opts.WriteBuffer > 0 {
 		_ = tc.SetWriteBuffer(d.opts.WriteBuffer)
 	}
 	return s
 }
 
-// serve runs the session on the accept goroutine: handshake, read loop,
-// then the end of the session.
+// serve runs the handshake on the accept goroutine. The read loop and the
+// end of the session then run on a fresh goroutine: the handshake's
+// logging and encoding grew this one's stack, which an idle session would
+// keep for as long as it lives.
 func (s *session) serve() {
-	defer s.d.unregister(s)
+	defer s.d.connWG.Done()
 	s.hs = scpbridge.NewHostSession(s.timing, s.since)
-	s.rd = scpbridge.NewReader(s.conn, s.d.opts.ReadBuffer)
 	if !s.handshake() {
+		s.d.unregister(s)
 		return
 	}
-	go s.writeLoop()
 	s.d.stats.established.Add(1)
 	s.log.Info().Str("model", s.model).Str("firmware", s.firmware).Uint32("boot_epoch", s.epoch).
 		Uint32("last_logged", s.hs.Hello.Log.LastLogged).Uint32("last_acked", s.hs.Hello.Log.LastAcked).
 		Msg("session started")
 	s.startPresence()
 	s.d.hooks.sessionStart(s)
-	s.readLoop()
-	s.finish()
+	s.d.connWG.Add(1) // the accept goroutine's count is still held
+	go func() {
+		defer s.d.connWG.Done()
+		s.readLoop()
+		s.finish()
+	}()
+}
+
+// logFields adds the session's remote address, id and (once known) serial
+// to every log line of the session.
+type logFields struct{ s *session }
+
+// Run implements zerolog.Hook.
+func (f logFields) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	e.Str("remote", f.s.remote).Str("session", f.s.id)
+	if f.s.serial != "" {
+		e.Str("serial", f.s.serial)
+	}
+}
+
+// subject returns the session's event subject of kind k.
+func (s *session) subject(k scpgate.Kind) string {
+	subj, _ := streams.EventSubject(s.serial, k) // serial validated in the handshake
+	return subj
 }
 
 // handshake reads the hello and answers with a welcome or a reject. It
@@ -161,9 +196,11 @@ func (s *session) handshake() bool {
 	}
 	hello := &s.hs.Hello
 	s.serial, s.model, s.firmware, s.epoch = hello.Serial, hello.Model, hello.Firmware, hello.BootEpoch
-	s.log = s.log.With().Str("serial", s.serial).Logger()
 	if err := streams.ValidSerial(s.serial); err != nil {
 		return s.reject(scpbridge.RejectBadSerial, err.Error())
+	}
+	if s.d.opts.RequireCertSerial && !s.certAdmits() {
+		return s.reject(scpbridge.RejectCertificateMismatch, "certificate identity differs from the serial")
 	}
 	if s.d.opts.Admit != nil && !s.d.opts.Admit(s.serial) {
 		return s.reject(scpbridge.RejectNotAllowed, "serial not admitted")
@@ -173,21 +210,19 @@ func (s *session) handshake() bool {
 		// new one is better served by a driver that can store its events.
 		return s.reject(scpbridge.RejectUnavailable, "event store unavailable")
 	}
-	for t := scpbridge.TranAccess; t <= scpbridge.TranSystem; t++ {
-		s.subjects[t], _ = streams.EventSubject(s.serial, KindOf(t)) // serial validated above
-	}
-	s.presSubj, _ = streams.EventSubject(s.serial, scpgate.KindPresence)
 	if why, ok := s.d.register(s); !ok {
 		return s.reject(why, "driver draining")
 	}
-	// The writer is not running yet: queue the welcome, it goes first.
-	if err := s.send(s.hs.Welcome(s.idNum, now)); err != nil {
+	// Nothing was written yet: the welcome goes first, written on this
+	// goroutine (no writer needs to start for it).
+	if err := s.queue(s.hs.Welcome(s.idNum, now)); err != nil {
 		s.d.unregister(s)
 		s.mu.Lock()
 		reason := s.reason // taken over already, or the driver closing
 		s.mu.Unlock()
 		return s.endEarly(cmp.Or(reason, scpgate.ReasonShutdown), err)
 	}
+	s.writeNow()
 	return true
 }
 
@@ -195,7 +230,7 @@ func (s *session) handshake() bool {
 // types as the protocol requires; any other frame is an error.
 func (s *session) readHello() (time.Time, error) {
 	for {
-		h, p, err := s.rd.Next()
+		h, p, err := s.next()
 		now := time.Now()
 		if err != nil {
 			return now, err
@@ -270,23 +305,32 @@ func (s *session) readErrReason(err error) scpgate.CloseReason {
 
 // readLoop reads frames until the session closes.
 func (s *session) readLoop() {
+	var armed time.Time // the read deadline set on the socket
 	for {
-		dl := s.hs.Deadline()
-		if r := s.resumedAt.Add(s.timing.OfflineTime); r.After(dl) {
-			dl = r // the loop was not reading: do not count that as silence
-		}
-		if err := s.conn.SetReadDeadline(dl); err != nil {
-			s.close(scpgate.ReasonControllerClosed, nil)
-			return
+		// Setting a deadline costs about as much as reading a frame, so it
+		// is moved only when it falls more than deadlineSlack behind; one
+		// that fires early is re-armed below.
+		if dl := s.readDeadline(); dl.Before(armed) || dl.Sub(armed) > deadlineSlack {
+			if err := s.conn.SetReadDeadline(dl); err != nil {
+				s.close(scpgate.ReasonControllerClosed, nil)
+				return
+			}
+			armed = dl
 		}
 		if s.ctx.Err() != nil {
 			return
 		}
-		h, p, err := s.rd.Next()
+		s.releaseReader()
+		h, p, err := s.next()
 		now := time.Now()
+		s.burst.Store(err == nil && s.rd.rd.Buffered() > 0)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return // closed by someone else; the reason is set
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) && now.Before(s.readDeadline()) {
+				armed = time.Time{} // early: the controller was heard since
+				continue
 			}
 			s.readFailed(err)
 			return
@@ -317,6 +361,19 @@ func (s *session) readLoop() {
 			s.d.stats.unknown.Add(1)
 		}
 	}
+}
+
+// deadlineSlack is how far the socket's read deadline may lag behind the
+// session's (see readLoop).
+const deadlineSlack = time.Second
+
+// readDeadline is when the controller has been silent for too long.
+func (s *session) readDeadline() time.Time {
+	dl := s.hs.Deadline()
+	if r := s.resumedAt.Add(s.timing.OfflineTime); r.After(dl) {
+		dl = r // the loop was not reading: do not count that as silence
+	}
+	return dl
 }
 
 // readFailed closes the session after a read error.
@@ -363,8 +420,9 @@ func (s *session) close(reason scpgate.CloseReason, bye *scpbridge.Bye) {
 // lingers briefly after a bye, closes the connection, releases what the
 // session held and records its end.
 func (s *session) finish() {
-	s.d.unregister(s) // a reconnect of the controller need not wait for the linger
-	<-s.writerDone
+	s.d.unregister(s)                    // a reconnect of the controller need not wait for the linger
+	s.close(scpgate.ReasonShutdown, nil) // no-op: whatever ended the read loop closed the session
+	s.finalFlush()
 	s.mu.Lock()
 	reason, bye := s.reason, s.byeSent
 	s.mu.Unlock()

@@ -32,6 +32,15 @@ func putBuf(b *[]byte) {
 // already holds Options.SendQueue frames the controller is not reading
 // fast enough, and the session is closed as a slow consumer.
 func (s *session) send(m scpbridge.Message) error {
+	if err := s.queue(m); err != nil {
+		return err
+	}
+	s.wake()
+	return nil
+}
+
+// queue is send without waking a writer.
+func (s *session) queue(m scpbridge.Message) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -48,7 +57,6 @@ func (s *session) send(m scpbridge.Message) error {
 	if err != nil {
 		return fmt.Errorf("queue %s frame: %w", m.FrameType(), err)
 	}
-	s.wake()
 	return nil
 }
 
@@ -66,59 +74,219 @@ func (s *session) appendLocked(m scpbridge.Message) error {
 	return nil
 }
 
-// wake tells the writer there is work.
+// wake makes sure what is queued gets written. It starts a writer unless
+// one runs (a writer looks at the queue again before it stops) or the
+// session is closing (finish makes the last flush itself). At most one
+// writer runs per session at any time: it owns the socket writes while it
+// runs, and an idle session holds no writer goroutine at all.
 func (s *session) wake() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
+	s.mu.Lock()
+	start := !s.writing && !s.closing
+	if start {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	if start {
+		go s.writeLoop()
 	}
 }
 
-// writer-owned frames, reused so that acks and pings do not allocate.
-type writerFrames struct {
-	ack  scpbridge.TranAck
-	ping scpbridge.Ping
+// writeNow writes what is queued on the calling goroutine, unless a writer
+// runs already (then that one writes it).
+func (s *session) writeNow() {
+	s.mu.Lock()
+	start := !s.writing && !s.closing
+	if start {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	if start {
+		s.writeLoop()
+	}
 }
 
-// writeLoop owns every socket write of an established session. It writes
-// whatever is queued in one write (frames, then the newest cumulative
-// ack), pings when it has been silent for a heartbeat interval, and after
-// the session is canceled makes one last flush (the bye).
+// writeLoop writes whatever is queued in one write (frames, then the
+// newest cumulative ack) until nothing is left or the session closes, then
+// stops.
 func (s *session) writeLoop() {
-	defer close(s.writerDone)
-	var wf writerFrames
-	timer := time.NewTimer(s.timing.Heartbeat)
-	defer timer.Stop()
 	for {
-		select {
-		case <-s.ctx.Done():
-			if _, err := s.flush(&wf, finalFlushTimeout); err != nil {
-				s.log.Debug().Err(err).Msg("final flush failed")
-			}
-			return
-		case <-s.kick:
-		case <-timer.C:
-			wf.ping.Nonce++
-			s.mu.Lock()
-			_ = s.appendLocked(&wf.ping) // a ping is 16 bytes: it cannot fail
-			s.mu.Unlock()
-		}
-		wrote, err := s.flush(&wf, s.d.opts.WriteTimeout)
+		wrote, err := s.flush(s.d.opts.WriteTimeout)
 		if err != nil {
 			s.log.Warn().Err(err).Msg("write failed")
 			s.close(scpgate.ReasonWriteError, nil)
-			continue
-		}
-		if wrote {
-			timer.Reset(s.timing.Heartbeat)
+		} else if wrote {
+			s.lastWrite.Store(time.Now().UnixNano())
 		}
 		s.checkDrained()
+		s.mu.Lock()
+		if s.closing || (s.out == nil && !s.ackReadyLocked()) {
+			s.writing = false
+			exited := s.writerExited
+			s.mu.Unlock()
+			if exited != nil {
+				close(exited)
+			}
+			return
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Ack coalescing: while a session has more transactions in flight or
+// already read, its cumulative ack waits until ackBatch more are
+// confirmed or ackDelay has passed, so that a controller sending a backlog
+// gets one ack per batch rather than one per PubAck (each a socket write
+// on both sides). A session with nothing more in flight is acknowledged at
+// once.
+const (
+	ackBatch = 64
+	ackDelay = 50 * time.Millisecond
+)
+
+// ackDueLocked says whether the newest ack goes out now or is deferred
+// (and was not deferred already). s.mu must be held.
+func (s *session) ackDueLocked() (now, later bool) {
+	if (s.tracker.Pending() == 0 && !s.burst.Load()) || s.ackSeq-s.ackSent >= ackBatch || s.quiesce {
+		s.ackNow = true
+		return true, false
+	}
+	if s.ackDeferred {
+		return false, false
+	}
+	s.ackDeferred = true
+	return false, true
+}
+
+// ackReadyLocked says whether an ack is due to be written. s.mu must be
+// held.
+func (s *session) ackReadyLocked() bool { return s.ackNow && s.ackSeq != s.ackSent }
+
+// ackQueue holds the sessions whose ack was deferred.
+type ackQueue struct {
+	mu   sync.Mutex
+	list []*session
+	kick chan struct{} // cap 1: the list became non-empty
+}
+
+// deferAck has the ack flusher wake s within ackDelay.
+func (d *Driver) deferAck(s *session) {
+	q := &d.acks
+	q.mu.Lock()
+	q.list = append(q.list, s)
+	first := len(q.list) == 1
+	q.mu.Unlock()
+	if first {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// ackFlusher wakes the writers of the sessions with deferred acks, ackDelay
+// after the first of them was deferred. It sleeps while there are none.
+func (d *Driver) ackFlusher() {
+	defer d.bgWG.Done()
+	q := &d.acks
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	var spare []*session
+	for {
+		select {
+		case <-d.bgCtx.Done():
+			return
+		case <-q.kick:
+		}
+		t.Reset(ackDelay)
+		select {
+		case <-d.bgCtx.Done():
+			return
+		case <-t.C:
+		}
+		q.mu.Lock()
+		list := q.list
+		q.list = spare[:0]
+		q.mu.Unlock()
+		for i, s := range list {
+			s.mu.Lock()
+			s.ackDeferred, s.ackNow = false, true
+			s.mu.Unlock()
+			s.wake()
+			list[i] = nil
+		}
+		spare = list
+	}
+}
+
+// heartbeats pings, every heartbeat tick, the established sessions that
+// wrote nothing for a heartbeat interval: one loop per driver rather than
+// a timer per session, which idle sessions would each hold.
+func (d *Driver) heartbeats() {
+	defer d.bgWG.Done()
+	hb := d.opts.Timing.Heartbeat
+	t := time.NewTicker(max(min(hb/5, time.Second), 10*time.Millisecond))
+	defer t.Stop()
+	var due []*session
+	for {
+		select {
+		case <-d.bgCtx.Done():
+			return
+		case now := <-t.C:
+			silent := now.Add(-hb).UnixNano()
+			d.mu.Lock()
+			for _, s := range d.sessions {
+				if s.lastWrite.Load() <= silent {
+					due = append(due, s)
+				}
+			}
+			d.mu.Unlock()
+			for i, s := range due {
+				s.heartbeatDue()
+				due[i] = nil
+			}
+			due = due[:0]
+		}
+	}
+}
+
+// heartbeatDue queues a ping.
+func (s *session) heartbeatDue() {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.pingFrame.Nonce++
+	_ = s.appendLocked(&s.pingFrame) // a ping is 16 bytes: it cannot fail
+	s.mu.Unlock()
+	s.wake()
+}
+
+// finalFlush runs once the session is closing: it waits until no writer
+// runs (none starts any more) and writes what is left (the bye).
+func (s *session) finalFlush() {
+	s.mu.Lock()
+	var exited chan struct{}
+	if s.writing {
+		exited = make(chan struct{})
+		s.writerExited = exited
+	}
+	s.mu.Unlock()
+	if exited != nil {
+		<-exited
+	}
+	s.mu.Lock()
+	s.ackNow = true
+	s.mu.Unlock()
+	if _, err := s.flush(finalFlushTimeout); err != nil {
+		s.log.Debug().Err(err).Msg("final flush failed")
 	}
 }
 
 // flush writes the queued frames and the newest ack, if any, with one
-// write under a deadline of timeout.
-func (s *session) flush(wf *writerFrames, timeout time.Duration) (bool, error) {
+// write under a deadline of timeout. Only the running writer, or
+// finalFlush once no writer runs, calls it.
+func (s *session) flush(timeout time.Duration) (bool, error) {
 	s.mu.Lock()
 	if s.noFlush {
 		s.mu.Unlock()
@@ -126,12 +294,13 @@ func (s *session) flush(wf *writerFrames, timeout time.Duration) (bool, error) {
 	}
 	buf := s.out
 	s.out, s.outFrames = nil, 0
-	if s.ackSeq != s.ackSent {
+	if s.ackSeq != s.ackSent && (s.ackNow || buf != nil) { // frames going out anyway carry the ack
+		s.ackNow = false
 		if buf == nil {
 			buf = getBuf()
 		}
-		wf.ack = scpbridge.TranAck{BootEpoch: s.epoch, LastSeq: s.ackSeq}
-		*buf, _ = scpbridge.AppendFrame(*buf, &wf.ack) // fixed size: cannot fail
+		s.ackFrame = scpbridge.TranAck{BootEpoch: s.epoch, LastSeq: s.ackSeq}
+		*buf, _ = scpbridge.AppendFrame(*buf, &s.ackFrame) // fixed size: cannot fail
 		s.ackSent, s.lastAcked = s.ackSeq, s.ackSeq
 		s.d.stats.ackFrames.Add(1)
 	}
@@ -157,7 +326,7 @@ func (s *session) flush(wf *writerFrames, timeout time.Duration) (bool, error) {
 // and the session closes with ReasonDrained.
 func (s *session) beginDrain() {
 	s.mu.Lock()
-	s.quiesce = true
+	s.quiesce, s.ackNow = true, true
 	s.mu.Unlock()
 	s.wake()
 }

@@ -115,6 +115,10 @@ type Config struct {
 	// system/comm_online when a session starts, like a real panel. Off by
 	// default so that tests can count exactly what they Generate.
 	LogCommEvents bool
+	// AckLatency, when set, records for every transaction the time from
+	// writing it to the host to reading the ack that covers it. A fleet
+	// may share one.
+	AckLatency *Histogram
 }
 
 // WithDefaults returns c with every zero field set to its default.

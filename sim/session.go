@@ -60,7 +60,8 @@ type link struct {
 	answers  []answer // command answers waiting for CommandLatency
 	wbuf     *[]byte  // pooled; frames queued for the next write
 	tx       sb.Transaction
-	resetNow bool // a reset command was answered: end the session
+	resetNow bool        // a reset command was answered: end the session
+	sent     []sentBatch // written, not yet acked (only with Config.AckLatency)
 }
 
 // connect dials, runs one session and reports how it ended.
@@ -277,11 +278,15 @@ func (l *link) handle(f inFrame, now time.Time) (sessionEnd, bool) {
 		return sessionEnd{reason: "rejected: " + r.Reason.String(), after: time.Duration(r.RetryAfterMS) * time.Millisecond}, true
 	case sb.FrameTranAck:
 		c.mu.Lock()
-		if a := l.sess.Ack; a.BootEpoch == c.epoch {
+		a := l.sess.Ack
+		if a.BootEpoch == c.epoch {
 			c.st.Acked += uint64(c.txl.ack(a.LastSeq))
 			c.reportLostLocked()
 		}
 		c.mu.Unlock()
+		if a.BootEpoch == l.epoch {
+			l.ackedTransactions(a.LastSeq, now)
+		}
 	case sb.FrameCommand:
 		l.command(now)
 	case sb.FramePing:
@@ -342,16 +347,19 @@ func (l *link) putBuf() {
 // It reports whether more of the log is waiting.
 func (l *link) flush(now time.Time) (more bool, err error) {
 	c := l.c
+	from, to := l.sendNext, l.sendNext
 	if l.welcomed {
 		c.mu.Lock()
 		if c.epoch == l.epoch {
 			l.sendNext = max(l.sendNext, c.txl.first())
+			from = l.sendNext
 			for k := 0; l.sendNext <= c.txl.lastLogged && k < batchFrames && err == nil; k++ {
 				c.txl.at(l.sendNext).fill(&l.tx, l.sendNext)
 				err = l.queue(&l.tx)
 				l.sendNext++
 			}
 			more = l.sendNext <= c.txl.lastLogged
+			to = l.sendNext
 		}
 		c.mu.Unlock()
 		if err != nil {
@@ -375,6 +383,9 @@ func (l *link) flush(now time.Time) (more bool, err error) {
 		timeout = c.cfg.HandshakeTimeout
 	}
 	err = l.write(now, timeout)
+	if err == nil && to > from {
+		l.sentTransactions(from, to-1, now)
+	}
 	return more, err
 }
 
