@@ -58,9 +58,10 @@ type Options struct {
 	// WriteBuffer, when > 0, sets the kernel send buffer (SO_SNDBUF) of
 	// every controller socket. Default 0: the system's.
 	WriteBuffer int
-	// ReadBuffer is the size of each session's frame read buffer. Default
-	// 512 bytes: every frame but an unusually long text fits, and an idle
-	// session holds it for as long as it lives.
+	// ReadBuffer is the size of a session's frame read buffer, taken from
+	// a pool while the session has bytes to read (an idle session holds
+	// none). Default 512 bytes: every frame but an unusually long text
+	// fits.
 	ReadBuffer int
 	// PublishTimeout bounds the wait for one PubAck; a publish that times
 	// out is sent again with the same message id. Default 5s.

@@ -48,7 +48,6 @@ type session struct {
 	conn   net.Conn
 	remote string
 	since  time.Time
-	timing scpbridge.Timing
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,7 +113,6 @@ func newSession(d *Driver, conn net.Conn) *session {
 		conn:      conn,
 		remote:    conn.RemoteAddr().String(),
 		since:     now,
-		timing:    d.opts.Timing,
 		windowCh:  make(chan struct{}, 1),
 		startDone: make(chan struct{}),
 	}
@@ -137,7 +135,7 @@ func newSession(d *Driver, conn net.Conn) *session {
 // keep for as long as it lives.
 func (s *session) serve() {
 	defer s.d.connWG.Done()
-	s.hs = scpbridge.NewHostSession(s.timing, s.since)
+	s.hs = scpbridge.NewHostSession(s.d.opts.Timing, s.since)
 	if !s.handshake() {
 		s.d.unregister(s)
 		return
@@ -370,7 +368,7 @@ const deadlineSlack = time.Second
 // readDeadline is when the controller has been silent for too long.
 func (s *session) readDeadline() time.Time {
 	dl := s.hs.Deadline()
-	if r := s.resumedAt.Add(s.timing.OfflineTime); r.After(dl) {
+	if r := s.resumedAt.Add(s.d.opts.Timing.OfflineTime); r.After(dl) {
 		dl = r // the loop was not reading: do not count that as silence
 	}
 	return dl
