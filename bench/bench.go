@@ -89,7 +89,7 @@ type Scenario struct {
 func Scenarios() []Scenario {
 	return []Scenario{
 		{Name: "connections", Summary: "ramp N controllers into one driver: connect rate, RSS per idle session, idle CPU",
-			Full:    Params{Controllers: 19_000, Window: 10 * time.Second, Ramp: 20_000},
+			Full:    Params{Controllers: 19_000, Window: 10 * time.Second, Ramp: 10_000},
 			Quick:   Params{Controllers: 200, Window: 2 * time.Second, Ramp: 5_000},
 			Timeout: 5 * time.Minute, run: runConnections},
 		{Name: "events", Summary: "highest sustained event rate with ack-after-persist, next to raw JetStream publishing; publish-to-ack latency",

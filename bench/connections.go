@@ -53,6 +53,7 @@ func runConnections(ctx context.Context, e *env, p Params, r *Result) error {
 		rep, err := f.report(ctx)
 		return rep.Report.Connected, err
 	}
+	overflows := listenOverflows()
 	start := time.Now()
 	if err := f.connect(ctx); err != nil {
 		return err
@@ -78,6 +79,9 @@ func runConnections(ctx context.Context, e *env, p Params, r *Result) error {
 	}
 	r.atLeast("connect rate", float64(n)/elapsed.Seconds(), "sessions/s", targetConnectRate)
 	r.add("ramp time", elapsed.Seconds(), "s")
+	if after := listenOverflows(); overflows >= 0 && after > overflows {
+		r.note("the kernel dropped %d connects on a full listen queue during the ramp (clients retry after a second): the driver's accept loop fell behind", after-overflows)
+	}
 
 	settle := connectionsSettle
 	if e.o.Quick {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,6 +39,11 @@ type env struct {
 	h    *streams.Handles
 	scfg streams.Config
 	run  string // distinguishes this run's serials from earlier runs'
+	// src is the middle of this run's loopback source addresses
+	// (127.<src>.<child>): connections of earlier runs linger in TIME_WAIT
+	// for a minute, and the kernel finds ports for new connects from the
+	// same address ever more slowly.
+	src [2]byte
 
 	mu       sync.Mutex
 	children []*child
@@ -56,7 +62,8 @@ func streamsConfig(dupWindow time.Duration) streams.Config {
 // newEnv connects to NATS (starting an embedded server unless o.NATS is
 // set) and ensures the streams.
 func newEnv(ctx context.Context, o Options) (*env, error) {
-	e := &env{o: o, log: o.Log, url: o.NATS, scfg: streamsConfig(0), run: fmt.Sprintf("%04d", time.Now().UnixNano()/1e6%10000)}
+	e := &env{o: o, log: o.Log, url: o.NATS, scfg: streamsConfig(0), run: fmt.Sprintf("%04d", time.Now().UnixNano()/1e6%10000),
+		src: [2]byte{byte(1 + rand.IntN(254)), byte(rand.IntN(256))}}
 	if e.url == "" {
 		dir := o.DataDir
 		if dir == "" {
@@ -210,7 +217,7 @@ func (e *env) startFleet(ctx context.Context, spec fleetSpec) (*fleet, error) {
 		}
 		a := simArgs{target: spec.target, prefix: spec.prefix, controllers: count, first: first,
 			logCapacity: spec.logCapacity, ramp: spec.ramp / float64(n), rate: spec.rate, latency: spec.latency,
-			localAddr: loopbackSource(spec.target, i)}
+			localAddr: e.loopbackSource(spec.target, i)}
 		if a.logCapacity == 0 {
 			a.logCapacity = 50_000
 		}
@@ -224,9 +231,9 @@ func (e *env) startFleet(ctx context.Context, spec fleetSpec) (*fleet, error) {
 	return f, nil
 }
 
-// loopbackSource returns 127.0.0.<2+i> when target is on IPv4 loopback,
-// else "".
-func loopbackSource(target string, i int) string {
+// loopbackSource returns this run's loopback source address of child i
+// (127.<src>.<2+i>) when target is on IPv4 loopback, else "".
+func (e *env) loopbackSource(target string, i int) string {
 	host, _, err := net.SplitHostPort(target)
 	if err != nil {
 		return ""
@@ -238,7 +245,7 @@ func loopbackSource(target string, i int) string {
 	if ip == nil || ip.To4() == nil || !ip.IsLoopback() || i > 200 {
 		return ""
 	}
-	return fmt.Sprintf("127.0.0.%d", 2+i)
+	return fmt.Sprintf("127.%d.%d.%d", e.src[0], e.src[1], 2+i)
 }
 
 // all sends req to every child at once and returns the first error.

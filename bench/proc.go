@@ -71,6 +71,32 @@ func procStat(pid int) (state byte, cpu time.Duration, err error) {
 	return f[0][0], time.Duration(ut+st) * time.Second / clockTicks, nil
 }
 
+// listenOverflows returns the system's count of connections dropped
+// because a listen queue was full (TcpExt ListenOverflows), -1 when it
+// cannot be read.
+func listenOverflows() int64 {
+	b, err := os.ReadFile("/proc/net/netstat")
+	if err != nil {
+		return -1
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		if !strings.HasPrefix(lines[i], "TcpExt:") || !strings.HasPrefix(lines[i+1], "TcpExt:") {
+			continue
+		}
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		for j, n := range names {
+			if n == "ListenOverflows" && j < len(values) {
+				v, err := strconv.ParseInt(values[j], 10, 64)
+				if err == nil {
+					return v
+				}
+			}
+		}
+	}
+	return -1
+}
+
 // cpuTime returns the CPU time (user + system) process pid has used, 0
 // when it cannot be read.
 func cpuTime(pid int) time.Duration {

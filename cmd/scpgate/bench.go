@@ -65,7 +65,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.Float64Var(&p.Rate, "rate", 0, "steady rate: commands/s (commands 1000), events/s (ingest 5000; events: a tenth of the measured maximum)")
 	fs.DurationVar(&p.Duration, "duration", 0, "how long the steady rate runs (events 20s, commands 30s, ingest 30s)")
 	fs.DurationVar(&p.Window, "window", 0, "idle CPU window (connections 10s)")
-	fs.Float64Var(&p.Ramp, "ramp", 0, "controllers connecting per second (connections 20000, storm 100000)")
+	fs.Float64Var(&p.Ramp, "ramp", 0, "controllers connecting per second (connections 10000, commands 10000, events 5000, storm 100000)")
 	fs.Func("driver-env", "add KEY=VALUE to the environment of driver children (repeatable), e.g. GOGC=50", func(v string) error {
 		if !strings.Contains(v, "=") {
 			return fmt.Errorf("want KEY=VALUE, got %q", v)
