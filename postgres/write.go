@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/sqlstore"
 )
 
 const (
@@ -185,7 +186,7 @@ func eventColumns(events []scpgate.Event) (*eventCols, error) {
 		c.epoch = append(c.epoch, int64(e.BootEpoch))
 		c.seq = append(c.seq, int64(e.Seq))
 		c.timeNS = append(c.timeNS, e.Time.UnixNano())
-		c.receivedNS = append(c.receivedNS, unixNS(e.Received))
+		c.receivedNS = append(c.receivedNS, sqlstore.UnixNS(e.Received))
 		c.code = append(c.code, e.Code)
 		c.srcType = append(c.srcType, st)
 		c.srcNum = append(c.srcNum, sn)
@@ -249,7 +250,7 @@ func queueStates(b *pgx.Batch, states []*scpgate.ControllerState) {
 	}
 	for _, c := range states {
 		serials = append(serials, c.Serial)
-		lastSeen = append(lastSeen, unixNS(c.LastSeen))
+		lastSeen = append(lastSeen, sqlstore.UnixNS(c.LastSeen))
 		if m := c.PresenceAt; !m.IsZero() {
 			p.serial = append(p.serial, c.Serial)
 			p.online = append(p.online, c.Online)
@@ -323,8 +324,8 @@ func resultColumns(results []scpgate.Result) (*resultCols, error) {
 		c.typ = append(c.typ, string(r.Type))
 		c.status = append(c.status, string(r.Status))
 		c.seq = append(c.seq, int64(r.Seq))
-		c.createdNS = append(c.createdNS, unixNS(r.Created))
-		c.finishedNS = append(c.finishedNS, unixNS(r.Finished))
+		c.createdNS = append(c.createdNS, sqlstore.UnixNS(r.Created))
+		c.finishedNS = append(c.finishedNS, sqlstore.UnixNS(r.Finished))
 		c.doc = append(c.doc, string(doc))
 	}
 	return c, nil

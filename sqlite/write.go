@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/sqlstore"
 )
 
 const (
@@ -113,7 +113,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event) (int,
 			srcNum = sql.NullInt64{Int64: int64(ev.Source.Number), Valid: true}
 		}
 		res, err := stmt.ExecContext(ctx, ev.ID, ev.Controller, string(ev.Kind), int64(ev.BootEpoch), int64(ev.Seq),
-			ev.Time.UnixNano(), unixNS(ev.Received), ev.Code, srcType, srcNum, string(doc))
+			ev.Time.UnixNano(), sqlstore.UnixNS(ev.Received), ev.Code, srcType, srcNum, string(doc))
 		if err != nil {
 			return 0, nil, fmt.Errorf("insert event %s: %w", ev.ID, err)
 		}
@@ -153,7 +153,7 @@ func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.Con
 	}
 	for _, serial := range serials {
 		c := states[serial]
-		if _, err := stmts[lastSeenSQL].ExecContext(ctx, serial, unixNS(c.LastSeen)); err != nil {
+		if _, err := stmts[lastSeenSQL].ExecContext(ctx, serial, sqlstore.UnixNS(c.LastSeen)); err != nil {
 			return fmt.Errorf("update last seen of %s: %w", serial, err)
 		}
 		if p := c.PresenceAt; !p.IsZero() {
@@ -199,7 +199,7 @@ func insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (i
 			return 0, fmt.Errorf("encode result %s: %w", r.ID, err)
 		}
 		res, err := stmt.ExecContext(ctx, r.ID, r.Controller, string(r.Type), string(r.Status), int64(r.Seq),
-			unixNS(r.Created), unixNS(r.Finished), string(doc))
+			sqlstore.UnixNS(r.Created), sqlstore.UnixNS(r.Finished), string(doc))
 		if err != nil {
 			return 0, fmt.Errorf("insert result %s: %w", r.ID, err)
 		}
@@ -208,12 +208,4 @@ func insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (i
 		}
 	}
 	return inserted, nil
-}
-
-// unixNS returns t in Unix nanoseconds, 0 for the zero time.
-func unixNS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixNano()
 }
