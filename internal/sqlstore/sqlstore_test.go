@@ -26,8 +26,8 @@ func TestLoadMigrations(t *testing.T) {
 	}
 
 	for name, fsys := range map[string]fstest.MapFS{
-		"not NNNN_name.sql": {"migrations/events.sql": {Data: []byte("A")}},
-		"share version":     {"migrations/0001_a.sql": {}, "migrations/1_b.sql": {}},
+		"not NNNN_name.sql":  {"migrations/events.sql": {Data: []byte("A")}},
+		"share version":      {"migrations/0001_a.sql": {}, "migrations/1_b.sql": {}},
 		"not NNNN_name.sql ": {"migrations/0000_zero.sql": {}},
 	} {
 		if _, err := sqlstore.LoadMigrations(fsys); err == nil || !strings.Contains(err.Error(), strings.TrimSpace(name)) {
