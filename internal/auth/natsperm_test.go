@@ -2,6 +2,7 @@ package auth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +39,7 @@ var roles = map[string]string{
 	"ingest":    "NATS_INGEST_PASSWORD",
 	"commander": "NATS_COMMANDER_PASSWORD",
 	"ops":       "NATS_OPS_PASSWORD",
+	"vendor":    "NATS_VENDOR_PASSWORD",
 }
 
 // permServer starts a JetStream server whose users are those of
@@ -128,6 +130,7 @@ func TestNATSPermissions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	drv, ing, cmd, ops := connectAs(t, s, "driver"), connectAs(t, s, "ingest"), connectAs(t, s, "commander"), connectAs(t, s, "ops")
+	vnd := connectAs(t, s, "vendor")
 
 	if _, err := nats.Connect(s.ClientURL(), nats.UserInfo("driver", "wrong")); err == nil {
 		t.Error("wrong password: connected")
@@ -246,7 +249,9 @@ func TestNATSPermissions(t *testing.T) {
 		t.Errorf("driver sessions as ops: %v", err)
 	}
 
-	for user, r := range map[string]*roleConn{"driver": drv, "ingest": ing, "commander": cmd, "ops": ops} {
+	vendorApp(ctx, t, vnd)
+
+	for user, r := range map[string]*roleConn{"driver": drv, "ingest": ing, "commander": cmd, "ops": ops, "vendor": vnd} {
 		for _, err := range r.errors() {
 			t.Errorf("%s: asynchronous error on its own path: %v", user, err)
 		}
@@ -265,6 +270,9 @@ func TestNATSPermissions(t *testing.T) {
 		{"ops deletes a stream", ops, "$JS.API.STREAM.DELETE.SCP_EVENTS"},
 		{"ingest writes presence", ing, "$KV.scp_sessions.X"},
 		{"commander purges commands", cmd, "$JS.API.STREAM.PURGE.SCP_COMMANDS"},
+		{"vendor queues a command past the commander", vnd, "scp.cmd.X"},
+		{"vendor writes state", vnd, "$KV.scp_state.X"},
+		{"vendor forges an event", vnd, "scp.evt.X.access"},
 	} {
 		if err := tc.r.nc.Publish(tc.subject, []byte("{}")); err != nil {
 			t.Fatalf("%s: publish: %v", tc.who, err)
@@ -277,4 +285,64 @@ func TestNATSPermissions(t *testing.T) {
 	}
 	_ = ing.nc.Flush()
 	ing.violation(t, "ingest listens to commands", "scp.cmd.*")
+}
+
+// vendorApp does what the vendor application does, as the vendor user:
+// submits a command through the commander's micro endpoint and hears its
+// result live, reads events and results with durable consumers of its
+// own, and reads a controller's current state.
+func vendorApp(ctx context.Context, t *testing.T, r *roleConn) {
+	t.Helper()
+	res, err := r.nc.SubscribeSync("scp.res.PERM1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := json.Marshal(commander.MicroSubmit{Serial: "PERM1", Wait: "10s",
+		SubmitRequest: commander.SubmitRequest{Type: scpgate.CmdIDRequest}})
+	m, err := r.nc.RequestWithContext(ctx, commander.SubjectPrefix+".submit", req)
+	if err != nil {
+		t.Fatalf("submit through the commander as vendor: %v", err)
+	}
+	var resp commander.SubmitResponse
+	if err := json.Unmarshal(m.Data, &resp); err != nil || resp.Result == nil || resp.Result.Status != scpgate.StatusOK {
+		t.Fatalf("submit as vendor: %s (%v); want a result ok", m.Data, err)
+	}
+	if _, err := res.NextMsg(5 * time.Second); err != nil {
+		t.Errorf("live result as vendor: %v", err)
+	}
+	info, _ := micro.ControlSubject(micro.InfoVerb, commander.ServiceName, "")
+	if _, err := r.nc.Request(info, nil, 2*time.Second); err != nil {
+		t.Errorf("commander discovery as vendor: %v", err)
+	}
+
+	for stream, min := range map[string]int{streams.EventsStream: 20, streams.ResultsStream: 2} {
+		c, err := r.js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "vendor-app", AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			t.Fatalf("consumer on %s as vendor: %v", stream, err)
+		}
+		batch, err := c.Fetch(min, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatalf("fetch %s as vendor: %v", stream, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			if err := msg.DoubleAck(ctx); err != nil {
+				t.Errorf("ack %s as vendor: %v", stream, err)
+			}
+			n++
+		}
+		if n != min {
+			t.Errorf("%s as vendor: read %d messages, want %d (%v)", stream, n, min, batch.Error())
+		}
+		if _, err := c.Info(ctx); err != nil {
+			t.Errorf("consumer info on %s as vendor: %v", stream, err)
+		}
+	}
+	kv, err := r.js.KeyValue(ctx, streams.StateBucket)
+	if err != nil {
+		t.Fatalf("bind scp_state as vendor: %v", err)
+	}
+	if _, err := kv.Get(ctx, "PERM1"); err != nil {
+		t.Errorf("read state of PERM1 as vendor: %v", err)
+	}
 }
