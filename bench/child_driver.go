@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/gctune"
 	"github.com/scpgate/scpgate/scpbridge"
 )
 
@@ -78,6 +79,7 @@ func driverChild(fs *flag.FlagSet) func(context.Context, *childServer) error {
 	fs.DurationVar(&a.dupWindow, "dup-window", 0, "duplicate window of the streams (0: default)")
 	fs.StringVar(&a.logFile, "driver-log", "", "write the driver's log here at info level (default: the child's log)")
 	return func(ctx context.Context, srv *childServer) error {
+		gctune.Apply(gctune.DriverPercent) // as `scpgate driver` runs; --driver-env GOGC=... overrides
 		nc, err := nats.Connect(a.nats, nats.Name("scpgate-bench-"+a.id), nats.MaxReconnects(-1))
 		if err != nil {
 			return fmt.Errorf("connect to %s: %w", a.nats, err)

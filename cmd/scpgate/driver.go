@@ -11,6 +11,7 @@ import (
 
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/gctune"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/scpbridge"
@@ -69,7 +70,11 @@ whose identity (common name, or a DNS or URI SAN) must be the serial of
 their hello, else they are refused with certificate_mismatch. With
 SCPGATE_ALLOW_LIST only the serials in that file are admitted (not_allowed
 otherwise); the file is read again on SIGHUP and whenever it changes.
-Prometheus metrics are served on /metrics of the HTTP address.`,
+Prometheus metrics are served on /metrics of the HTTP address.
+
+The Go garbage collector runs at GOGC=50 in a driver unless GOGC is set:
+it halves the heap headroom that idle sessions would otherwise keep
+resident (docs/benchmarks.md gives the memory and CPU of both).`,
 		run: runDriver,
 	})
 }
@@ -90,6 +95,7 @@ func runDriver(ctx context.Context, args []string) error {
 		cfg.HTTPListen = *httpListen
 	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "driver").Logger()
+	gogc, fromEnv := gctune.Apply(gctune.DriverPercent)
 
 	// A driver starts even while NATS is down: it ensures the streams as
 	// soon as it can and, until then, is not ready.
@@ -138,7 +144,7 @@ func runDriver(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	log.Info().Str("id", d.ID()).Str("listen", d.Addr().String()).Msg("driver started")
+	log.Info().Str("id", d.ID()).Str("listen", d.Addr().String()).Int("gogc", gogc).Bool("gogc_from_env", fromEnv).Msg("driver started")
 	select {
 	case <-ctx.Done():
 	case err := <-httpDone:
