@@ -69,7 +69,11 @@ with SCPGATE_TLS_CLIENT_CA controllers also present a client certificate
 whose identity (common name, or a DNS or URI SAN) must be the serial of
 their hello, else they are refused with certificate_mismatch. With
 SCPGATE_ALLOW_LIST only the serials in that file are admitted (not_allowed
-otherwise); the file is read again on SIGHUP and whenever it changes.
+otherwise); the file is read again on SIGHUP and whenever it changes. So
+are the TLS certificate, key and client CA bundle: rotate them in place,
+new handshakes take them (a pair that does not load is logged and the
+previous one kept).
+
 Prometheus metrics are served on /metrics of the HTTP address.
 
 The Go garbage collector runs at GOGC=50 in a driver unless GOGC is set:
@@ -106,7 +110,8 @@ func runDriver(ctx context.Context, args []string) error {
 	defer nc.Close()
 	opts := cfg.options(nc)
 	opts.Log = log
-	if opts.TLS, opts.RequireCertSerial, err = cfg.serverTLS(); err != nil {
+	srvTLS, requireSerial, err := cfg.serverTLS(log)
+	if err != nil {
 		return err
 	}
 	reg := metrics.NewRegistry()
@@ -115,6 +120,10 @@ func runDriver(ctx context.Context, args []string) error {
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
+	if srvTLS != nil {
+		opts.TLS, opts.RequireCertSerial = srvTLS.Config(), requireSerial
+		go srvTLS.Watch(watchCtx, 0)
+	}
 	allow, err := cfg.allowList(watchCtx, log)
 	if err != nil {
 		return err

@@ -70,10 +70,11 @@ func TestSimOverMutualTLS(t *testing.T) {
 	if err := loadEnv("SCPGATE", &env); err != nil {
 		t.Fatal(err)
 	}
-	cfg, requireSerial, err := env.serverTLS()
-	if err != nil || cfg == nil || !requireSerial || cfg.ClientAuth != tls.RequireAndVerifyClientCert {
-		t.Fatalf("serverTLS: %v, %v, %v", cfg, requireSerial, err)
+	st, requireSerial, err := env.serverTLS(quietLog(t))
+	if err != nil || st == nil || !requireSerial || st.Config().ClientAuth != tls.RequireAndVerifyClientCert {
+		t.Fatalf("serverTLS: %v, %v, %v", st, requireSerial, err)
 	}
+	cfg := st.Config()
 	s := natstest.RunServer(t)
 	d, err := driver.New(driver.Options{ID: "tls", Listen: "127.0.0.1:0", NATS: natstest.Connect(t, s, nats.MaxReconnects(-1)),
 		Log: quietLog(t), TLS: cfg, RequireCertSerial: requireSerial})
@@ -133,7 +134,7 @@ func TestTLSConfigErrors(t *testing.T) {
 		{"missing file", ControllerSecurityEnv{TLSCert: crt + ".nope", TLSKey: key}, false, false},
 		{"CA not PEM", ControllerSecurityEnv{TLSCert: crt, TLSKey: key, TLSClientCA: key + ".nope"}, false, false},
 	} {
-		cfg, _, err := tc.env.serverTLS()
+		cfg, _, err := tc.env.serverTLS(quietLog(t))
 		if (err == nil) != tc.ok || (cfg != nil) != tc.tls {
 			t.Errorf("%s: got %v, %v; want ok %v, tls %v", tc.name, cfg != nil, err, tc.ok, tc.tls)
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -24,10 +23,10 @@ type ControllerSecurityEnv struct {
 	AllowList     string `envconfig:"ALLOW_LIST" desc:"file of admitted serials, one per line (# comments); reloaded on SIGHUP or change"`
 }
 
-// serverTLS returns the TLS configuration of the controller port (nil
-// without a certificate) and whether client certificates must name the
-// serial of their hello.
-func (e ControllerSecurityEnv) serverTLS() (*tls.Config, bool, error) {
+// serverTLS loads the TLS configuration of the controller port (nil
+// without a certificate) and says whether client certificates must name
+// the serial of their hello. The caller keeps it current with Watch.
+func (e ControllerSecurityEnv) serverTLS(log zerolog.Logger) (*auth.ServerTLS, bool, error) {
 	if (e.TLSCert == "") != (e.TLSKey == "") {
 		return nil, false, usageErrorf("SCPGATE_TLS_CERT and SCPGATE_TLS_KEY must be set together")
 	}
@@ -37,28 +36,22 @@ func (e ControllerSecurityEnv) serverTLS() (*tls.Config, bool, error) {
 		}
 		return nil, false, nil
 	}
-	cert, err := tls.LoadX509KeyPair(e.TLSCert, e.TLSKey)
+	clientAuth := tls.NoClientCert
+	if e.TLSClientCA != "" {
+		switch e.TLSClientAuth {
+		case "require", "":
+			clientAuth = tls.RequireAndVerifyClientCert
+		case "verify-if-given":
+			clientAuth = tls.VerifyClientCertIfGiven
+		default:
+			return nil, false, usageErrorf("SCPGATE_TLS_CLIENT_AUTH %q: want require or verify-if-given", e.TLSClientAuth)
+		}
+	}
+	st, err := auth.LoadServerTLS(e.TLSCert, e.TLSKey, e.TLSClientCA, clientAuth, log)
 	if err != nil {
-		return nil, false, fmt.Errorf("load controller TLS certificate: %w", err)
+		return nil, false, fmt.Errorf("controller TLS: %w", err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if e.TLSClientCA == "" {
-		return cfg, false, nil
-	}
-	pool, err := loadPool(e.TLSClientCA)
-	if err != nil {
-		return nil, false, err
-	}
-	cfg.ClientCAs = pool
-	switch e.TLSClientAuth {
-	case "require", "":
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	case "verify-if-given":
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
-	default:
-		return nil, false, usageErrorf("SCPGATE_TLS_CLIENT_AUTH %q: want require or verify-if-given", e.TLSClientAuth)
-	}
-	return cfg, true, nil
+	return st, e.TLSClientCA != "", nil
 }
 
 // allowList loads the allow-list, when one is configured, and keeps it
@@ -73,19 +66,6 @@ func (e ControllerSecurityEnv) allowList(ctx context.Context, log zerolog.Logger
 	}
 	go l.Watch(ctx, 0)
 	return l, nil
-}
-
-// loadPool reads a PEM bundle of CA certificates.
-func loadPool(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read CA bundle: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("CA bundle %s: no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // APIAuthEnv is the part of an HTTP API's environment that says who may
@@ -148,7 +128,7 @@ func (o simTLS) configFor() (func(serial string) *tls.Config, error) {
 	if o.cert != "" && o.certDir != "" {
 		return nil, usageErrorf("use --tls-cert-dir or --tls-cert/--tls-key, not both")
 	}
-	pool, err := loadPool(o.ca)
+	pool, err := auth.LoadCAPool(o.ca)
 	if err != nil {
 		return nil, err
 	}

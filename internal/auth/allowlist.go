@@ -106,16 +106,24 @@ func (l *AllowList) Watch(ctx context.Context, interval time.Duration) {
 		defer l.mu.Unlock()
 		return l.stamp
 	}
-	watchFile(ctx, l.path, interval, current, func() {
+	watchFile(ctx, interval, func() bool { return changed(current(), l.path) }, func() {
 		if err := l.Reload(); err != nil {
 			l.log.Error().Err(err).Msg("allow-list reload failed; keeping the previous list")
 		}
 	})
 }
 
-// watchFile calls reload on SIGHUP and when the stamp of path differs from
-// current(), until ctx ends. reload and current run on this goroutine.
-func watchFile(ctx context.Context, path string, interval time.Duration, current func() fileStamp, reload func()) {
+// changed reports whether the file at path no longer has stamp st. A file
+// that cannot be read counts as unchanged: its reload would fail.
+func changed(st fileStamp, path string) bool {
+	now, err := stampOf(path)
+	return err == nil && now != st
+}
+
+// watchFile calls reload on SIGHUP and when changed reports true (checked
+// every interval), until ctx ends. reload and changed run on this
+// goroutine.
+func watchFile(ctx context.Context, interval time.Duration, changed func() bool, reload func()) {
 	if interval <= 0 {
 		interval = DefaultReloadInterval
 	}
@@ -131,7 +139,7 @@ func watchFile(ctx context.Context, path string, interval time.Duration, current
 		case <-hup:
 			reload()
 		case <-t.C:
-			if st, err := stampOf(path); err == nil && st != current() {
+			if changed() {
 				reload()
 			}
 		}
@@ -154,7 +162,7 @@ func WatchTokensFile(ctx context.Context, path string, a *Authenticator, interva
 	// The zero stamp makes the first check read the file again: it may
 	// have changed between its first load and this call.
 	f := &tokensFile{path: path, auth: a, log: log.With().Str("tokens_file", path).Logger()}
-	watchFile(ctx, path, interval, func() fileStamp { return f.stamp }, f.reload)
+	watchFile(ctx, interval, func() bool { return changed(f.stamp, path) }, f.reload)
 }
 
 func (f *tokensFile) reload() {
