@@ -90,6 +90,22 @@ func CheckResult(r *Result) error {
 	return nil
 }
 
+// CheckBatch checks every event and result of a batch before a store
+// writes any of it: the first that cannot be stored is the error.
+func CheckBatch(events []Event, results []Result) error {
+	for i := range events {
+		if err := CheckEvent(&events[i]); err != nil {
+			return err
+		}
+	}
+	for i := range results {
+		if err := CheckResult(&results[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Order is the direction of an event query.
 type Order string
 

@@ -72,15 +72,8 @@ func (s *Store) ControllerState(ctx context.Context, serial string) (*scpgate.Co
 		return nil, fmt.Errorf("read points of %s: %w", serial, err)
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var p sqlstore.PointRow
-		if err := rows.Scan(p.Dest()...); err != nil {
-			return nil, fmt.Errorf("scan point of %s: %w", serial, err)
-		}
-		c.ApplyPoint(p.Update())
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read points of %s: %w", serial, err)
+	if err := sqlstore.ReadPoints(rows, c); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

@@ -52,15 +52,8 @@ const (
 // the events and results it does not hold and updates the state of the
 // controllers the new events belong to.
 func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results []scpgate.Result) (int, error) {
-	for i := range events {
-		if err := scpgate.CheckEvent(&events[i]); err != nil {
-			return 0, err
-		}
-	}
-	for i := range results {
-		if err := scpgate.CheckResult(&results[i]); err != nil {
-			return 0, err
-		}
+	if err := scpgate.CheckBatch(events, results); err != nil {
+		return 0, err
 	}
 	if len(events) == 0 && len(results) == 0 {
 		return 0, nil

@@ -160,6 +160,30 @@ func (r *PointRow) Update() scpgate.PointUpdate {
 	return u
 }
 
+// Rows is what ReadPoints needs of a result set: *sql.Rows and pgx.Rows
+// both have it.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ReadPoints applies every point_state row of rows (selected with
+// PointColumns) to c, the state of controller serial.
+func ReadPoints(rows Rows, c *scpgate.ControllerState) error {
+	for rows.Next() {
+		var p PointRow
+		if err := rows.Scan(p.Dest()...); err != nil {
+			return fmt.Errorf("scan point of %s: %w", c.Serial, err)
+		}
+		c.ApplyPoint(p.Update())
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read points of %s: %w", c.Serial, err)
+	}
+	return nil
+}
+
 // UnixNS returns t in Unix nanoseconds, 0 for the zero time.
 func UnixNS(t time.Time) int64 {
 	if t.IsZero() {
