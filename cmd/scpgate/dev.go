@@ -39,7 +39,13 @@ of N simulated controllers connected to the driver. One HTTP server on
 :8080 serves /healthz, /readyz, /stats, /metrics and the query and command
 APIs (open, unless SCPGATE_API_TOKENS or SCPGATE_API_TOKENS_FILE is set).
 Every few seconds one status line shows controllers online, events/s and
-stream messages. Ctrl-C stops everything cleanly; data survives a restart.`,
+stream messages. Ctrl-C stops everything cleanly; data survives a restart.
+
+With --tls the controller port speaks TLS with a certificate of a
+throw-away CA created at start (--data/tls/ca.crt, with the server's
+certificate): a controller may present a client certificate of that CA,
+which must then name its serial; the simulated fleet presents one each.
+Another fleet can join with 'scpgate sim --tls-ca DATA/tls/ca.crt'.`,
 		run: runDev,
 	})
 }
@@ -48,6 +54,7 @@ type devFlags struct {
 	data, listen, http, logLevel string
 	natsPort, sim                int
 	simRate                      float64
+	tls                          bool
 	every                        time.Duration
 }
 
@@ -62,6 +69,7 @@ func runDev(ctx context.Context, args []string) error {
 	fs.IntVar(&f.natsPort, "nats-port", 4222, "embedded NATS port on 127.0.0.1 (-1: any free port)")
 	fs.DurationVar(&f.every, "status-every", 5*time.Second, "interval of the status line (0: none)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&f.tls, "tls", false, "controller port over TLS with a throw-away CA (written to --data/tls)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -108,7 +116,16 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	d, err := driver.New(driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency})
+	dopts := driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency}
+	var devTLS *devCA
+	if f.tls {
+		if devTLS, err = newDevCA(filepath.Join(f.data, "tls")); err != nil {
+			return err
+		}
+		dopts.TLS, dopts.RequireCertSerial = devTLS.server, true
+		log.Info().Str("ca", devTLS.caFile).Msg("controller port speaks TLS")
+	}
+	d, err := driver.New(dopts)
 	if err != nil {
 		return err
 	}
@@ -158,10 +175,14 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	if f.sim > 0 {
-		fleet := sim.NewFleet(sim.FleetConfig{
+		fc := sim.FleetConfig{
 			Count:      f.sim,
 			Controller: sim.Config{Target: d.Addr().String(), Rate: f.simRate, LogCommEvents: true, Log: log.With().Str("role", "sim").Logger().Level(zerolog.WarnLevel)},
-		})
+		}
+		if devTLS != nil {
+			fc.TLSFor = devTLS.clientFor
+		}
+		fleet := sim.NewFleet(fc)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
