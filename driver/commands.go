@@ -77,6 +77,9 @@ type CommandStats struct {
 	UnknownStatuses uint64 `json:"unknown_statuses"`
 	// Doorbells counts command notifications routed to a session.
 	Doorbells uint64 `json:"doorbells"`
+	// LateDoorbells counts doorbells whose command was not yet readable at
+	// the first look and was found by a later, timed look.
+	LateDoorbells uint64 `json:"late_doorbells"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -94,13 +97,14 @@ func (d *Driver) CommandStats() CommandStats {
 		Sent: c.sent.Load(), Resent: c.resent.Load(),
 		OK: c.ok.Load(), NAK: c.nak.Load(), Failed: c.failed.Load(), Expired: c.expired.Load(),
 		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
-		Doorbells: c.doorbells.Load(), Errors: c.errors.Load(), Delivering: c.delivering.Load(),
+		Doorbells: c.doorbells.Load(), LateDoorbells: c.late.Load(), Errors: c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
 
 type cmdCounters struct {
 	sent, resent, ok, nak, failed, expired atomic.Uint64
 	conflicts, unknown, doorbells, errors  atomic.Uint64
+	late                                   atomic.Uint64
 	delivering                             atomic.Int64
 }
 
@@ -160,6 +164,7 @@ type cmdSession struct {
 	ended    bool       // the session ended: complete what was answered, send nothing
 	owed     uint16     // doorbells not yet matched by a command found
 	rechecks uint8      // looks left while owed > 0 and nothing is found
+	late     bool       // a timed look is scheduled because a doorbell found nothing
 	fails    uint8      // consecutive failed operations, for backoff
 	timer    *time.Timer
 	timerAt  time.Time
@@ -329,8 +334,12 @@ func (cs *cmdSession) succeeded() {
 }
 
 // found records that a pending command was read; it matches a doorbell.
-func (cs *cmdSession) found() {
+func (cs *cmdSession) found(c *cmdCounters) {
 	cs.mu.Lock()
+	if cs.late {
+		cs.late = false
+		c.late.Add(1)
+	}
 	if cs.owed > 0 {
 		cs.owed--
 	}
@@ -348,6 +357,7 @@ func (cs *cmdSession) nothingFound() time.Duration {
 		return 0
 	}
 	cs.rechecks--
+	cs.late = true
 	return recheckDelays[min(int(cs.rechecks), len(recheckDelays)-1)]
 }
 

@@ -126,7 +126,7 @@ func (h *commandHooks) fill(ctx context.Context, cs *cmdSession, dl *delivery) (
 			}
 			return final, nil
 		}
-		cs.found()
+		cs.found(&h.stats)
 		e, err := h.entryOf(ctx, cs, dl, msg)
 		if err != nil {
 			dl.peek = msg // try again
