@@ -133,7 +133,8 @@ func addDriverCommandStats(ctx context.Context, d *driverProc, r *Result) {
 		return
 	}
 	c := st.Commands
-	r.add("driver: commands found only by a timed second look", float64(c.LateDoorbells), "")
+	r.add("driver: commands taken from hints (no read)", float64(c.Hinted), "")
+	r.add("driver: commands read from the stream", float64(c.Fetched), "")
 	r.add("driver: command delivery errors", float64(c.Errors), "")
 }
 
