@@ -42,6 +42,9 @@ const (
 	// flushTimeout bounds the completion of received statuses once the
 	// driver closes.
 	flushTimeout = 2 * time.Second
+	// hintStartAttempts bounds the tries to create the hint consumer
+	// when the driver starts (about 15 s with the backoff).
+	hintStartAttempts = 10
 	// rescanEvery is how often the dispatcher checks for a NATS reconnect
 	// or a hint consumer error, after which every session reads its queue
 	// again.
@@ -190,11 +193,27 @@ type cmdSession struct {
 }
 
 func (h *commandHooks) start(ctx context.Context) error {
+	// Start has just ensured the streams, so NATS was there: a failure
+	// here is a blip, retried for a while rather than failing Start.
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := h.startHints(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == hintStartAttempts {
+			return err
+		}
+		h.d.log.Warn().Err(err).Dur("retry_in", wait).Msg("start command hints failed")
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 	// Work outlives ctx by flushTimeout, so that what controllers
 	// answered before the driver closed is still completed.
-	if err := h.startHints(ctx); err != nil {
-		return err
-	}
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.rq.cancel = cancel
 	h.d.bgWG.Add(1 + commandWorkers)
