@@ -33,11 +33,13 @@ func runCommands(ctx context.Context, e *env, p Params, r *Result) error {
 	m := p.Controllers
 	target := e.o.Target
 	pids := []int{os.Getpid()}
+	var drv *driverProc
 	if target == "" {
 		d, err := e.startDriver(ctx, "commands-1", "127.0.0.1:0", false)
 		if err != nil {
 			return err
 		}
+		drv = d
 		target = d.ready.Listen
 		pids = append(pids, d.pid)
 	}
@@ -111,12 +113,29 @@ func runCommands(ctx context.Context, e *env, p Params, r *Result) error {
 		r.add("CPU, driver", pct(used[1]), "% of a core")
 	}
 	r.add("CPU, simulated fleet", pct(fleetCPU), "% of a core")
+	if drv != nil {
+		addDriverCommandStats(ctx, drv, r)
+	}
 	r.note("POST /v1/controllers/{serial}/commands?wait=%s with a card_delete to a random controller, open loop at %s/s for %s after a %s warm-up; latency from the scheduled send to the response with the result", commandWait, formatValue(p.Rate), p.Duration, warm)
 	r.note("commander and HTTP client in the bench process with the embedded NATS server; driver and fleet in child processes")
 	if st.failed > 0 {
 		r.note("%d commands failed; first error: %s", st.failed, st.firstErr)
 	}
 	return nil
+}
+
+// addDriverCommandStats adds the driver's command delivery counters that
+// explain a latency figure. A driver that does not answer adds nothing: the
+// figures above stand without them.
+func addDriverCommandStats(ctx context.Context, d *driverProc, r *Result) {
+	st, err := d.stats(ctx)
+	if err != nil {
+		return
+	}
+	c := st.Commands
+	r.add("driver: commands taken from hints (no read)", float64(c.Hinted), "")
+	r.add("driver: commands read from the stream", float64(c.Fetched), "")
+	r.add("driver: command delivery errors", float64(c.Errors), "")
 }
 
 // settleAfterRamp is how long to wait after a fleet connected before

@@ -6,29 +6,26 @@ package driver
 // publishes each result to scp.res.<serial>, writes the scp_commands
 // record, moves the cursor with compare-and-set and deletes the command.
 //
-// Scale: the driver subscribes once to scp.cmd.* as a doorbell, with
-// ChanSubscribe onto one channel read by one dispatcher goroutine, which
-// rings the local session of the serial in the subject (if any); the work
-// (direct gets, publishes, key-value writes) runs on a small pool of
-// workers per driver, never on a session's read loop. Every driver hears
-// every command publish and drops those of controllers it does not hold:
-// one cheap message per command and driver, against a client and a server
-// subscription per session (about 0.5 KiB each side) that every idle
+// Scale: the driver runs one ordered consumer on SCP_COMMANDS whose
+// messages, each a stored command, are handed to the local session of
+// their serial (if any) as hints (commands_hints.go); the work (reads,
+// publishes, key-value writes) runs on a small pool of workers per driver,
+// never on a session's read loop. Every driver hears every command and
+// drops those of controllers it does not hold: one message per command and
+// driver, against a consumer or a subscription per session that every idle
 // session would otherwise hold. A session without commands holds one small
 // cmdSession; the delivery state is allocated when a command is pending.
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/scpbridge"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // Tuning of command delivery.
@@ -36,9 +33,6 @@ const (
 	// commandWorkers is the number of goroutines per driver that fetch,
 	// send and complete commands.
 	commandWorkers = 32
-	// doorbellBuffer is the capacity of the shared doorbell channel; when
-	// it fills, the client drops doorbells and the dispatcher rescans.
-	doorbellBuffer = 8192
 	// fenceRecheck is how long a session waits after a cursor conflict
 	// before it asks scp_sessions whether it still owns its controller.
 	fenceRecheck = time.Second
@@ -48,15 +42,14 @@ const (
 	// flushTimeout bounds the completion of received statuses once the
 	// driver closes.
 	flushTimeout = 2 * time.Second
+	// hintStartAttempts bounds the tries to create the hint consumer
+	// when the driver starts (about 15 s with the backoff).
+	hintStartAttempts = 10
 	// rescanEvery is how often the dispatcher checks for a NATS reconnect
-	// or a doorbell overflow, after which every session looks again.
+	// or a hint consumer error, after which every session reads its queue
+	// again.
 	rescanEvery = time.Second
 )
-
-// recheckDelays space the extra looks after a doorbell whose command was
-// not yet readable (a core subscriber may hear a publish before the stream
-// stored it).
-var recheckDelays = [...]time.Duration{200 * time.Millisecond, 20 * time.Millisecond, 2 * time.Millisecond}
 
 // CommandStats counts command delivery since New.
 type CommandStats struct {
@@ -75,8 +68,20 @@ type CommandStats struct {
 	// UnknownStatuses counts statuses whose tag named no outstanding
 	// command of the session.
 	UnknownStatuses uint64 `json:"unknown_statuses"`
-	// Doorbells counts command notifications routed to a session.
+	// Doorbells counts command notifications (hints) routed to a session.
 	Doorbells uint64 `json:"doorbells"`
+	// Hinted counts commands a session took from its hints without reading
+	// the stream; Fetched those it read from the stream (a session start,
+	// or after the hints were dropped).
+	Hinted  uint64 `json:"hinted"`
+	Fetched uint64 `json:"fetched"`
+	// HintOverflows counts hint buffers of a session that filled: the
+	// session reads the stream instead.
+	HintOverflows uint64 `json:"hint_overflows"`
+	// Unanswered counts commands sent in a live session that got no status
+	// within Options.CommandAnswerTimeout; they end failed, reason
+	// "unanswered" (and are counted in Failed too).
+	Unanswered uint64 `json:"unanswered"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -94,13 +99,17 @@ func (d *Driver) CommandStats() CommandStats {
 		Sent: c.sent.Load(), Resent: c.resent.Load(),
 		OK: c.ok.Load(), NAK: c.nak.Load(), Failed: c.failed.Load(), Expired: c.expired.Load(),
 		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
-		Doorbells: c.doorbells.Load(), Errors: c.errors.Load(), Delivering: c.delivering.Load(),
+		Doorbells: c.doorbells.Load(), Hinted: c.hinted.Load(), Fetched: c.fetched.Load(),
+		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(),
+		Errors: c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
 
 type cmdCounters struct {
 	sent, resent, ok, nak, failed, expired atomic.Uint64
 	conflicts, unknown, doorbells, errors  atomic.Uint64
+	hinted, fetched, hintOverflows         atomic.Uint64
+	unanswered                             atomic.Uint64
 	delivering                             atomic.Int64
 }
 
@@ -121,13 +130,17 @@ func (c *cmdCounters) countResult(st scpgate.CommandStatus) {
 // commandHooks delivers commands; it is the driver's hooks.
 type commandHooks struct {
 	d         *Driver
-	window    int           // outstanding (sent, unanswered) commands per session
-	opTimeout time.Duration // bound of one NATS operation
-	bell      chan *nats.Msg
-	sub       *nats.Subscription // the doorbell of every controller
+	window    int                 // outstanding (sent, unanswered) commands per session
+	opTimeout time.Duration       // bound of one NATS operation
+	answerBy  time.Duration       // Options.CommandAnswerTimeout
+	sentJS    jetstream.JetStream // publishes "sent" records without waiting
 	stats     cmdCounters
 	rq        runQueue
-	overflow  atomic.Bool // the doorbell channel was seen full
+
+	hintCC    jetstream.ConsumeContext // the hint consumer; set by start
+	hintName  string                   // its first consumer name
+	hintGen   atomic.Uint64            // bumped when every session's hints may be incomplete
+	lostHints atomic.Bool              // the hint consumer reported an error: rescan
 
 	mu       sync.RWMutex
 	sessions map[string]*cmdSession   // current session by serial; guarded by mu
@@ -141,11 +154,17 @@ func newCommandHooks(d *Driver) *commandHooks {
 		d:         d,
 		window:    d.opts.CommandWindow,
 		opTimeout: d.opts.CommandFetchTimeout,
-		bell:      make(chan *nats.Msg, doorbellBuffer),
+		answerBy:  d.opts.CommandAnswerTimeout,
 		sessions:  make(map[string]*cmdSession),
 		shadowed:  make(map[*session]*cmdSession),
 	}
 	h.rq.cond = sync.NewCond(&h.rq.mu)
+	// A context of its own: its error handler is for "sent" records only,
+	// the driver's handlers are for events. (New fails only on a nil
+	// connection, which New of the driver refused already.)
+	h.sentJS, _ = jetstream.New(d.nc,
+		jetstream.WithPublishAsyncErrHandler(h.onSentErr),
+		jetstream.WithPublishAsyncTimeout(h.opTimeout))
 	return h
 }
 
@@ -158,23 +177,43 @@ type cmdSession struct {
 	running  bool       // a worker is stepping it
 	dirty    bool       // kicked since the worker started
 	ended    bool       // the session ended: complete what was answered, send nothing
-	owed     uint16     // doorbells not yet matched by a command found
-	rechecks uint8      // looks left while owed > 0 and nothing is found
+	sawEmpty bool       // a read found the queue empty: later commands are new to every session
 	fails    uint8      // consecutive failed operations, for backoff
+	lost     uint32     // bumped whenever hints were dropped
 	timer    *time.Timer
 	timerAt  time.Time
 	statuses []scpbridge.CommandStatus // received, not yet applied
 	dl       *delivery                 // nil until a command was pending; then owned by the running worker
+	// hints (commands_hints.go): commands of the serial from the hint
+	// consumer, not yet taken, ascending; tail, when not 0 and tailGen is
+	// the current hintGen, is the sequence from which they are complete.
+	hints   []*jetstream.RawStreamMsg
+	tail    uint64
+	tailGen uint64
 }
 
 func (h *commandHooks) start(ctx context.Context) error {
+	// Start has just ensured the streams, so NATS was there: a failure
+	// here is a blip, retried for a while rather than failing Start.
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := h.startHints(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == hintStartAttempts {
+			return err
+		}
+		h.d.log.Warn().Err(err).Dur("retry_in", wait).Msg("start command hints failed")
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 	// Work outlives ctx by flushTimeout, so that what controllers
 	// answered before the driver closed is still completed.
-	sub, err := h.d.nc.ChanSubscribe(streams.CommandsAll, h.bell)
-	if err != nil {
-		return fmt.Errorf("subscribe to command doorbells: %w", err)
-	}
-	h.sub = sub
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.rq.cancel = cancel
 	h.d.bgWG.Add(1 + commandWorkers)
@@ -186,7 +225,7 @@ func (h *commandHooks) start(ctx context.Context) error {
 }
 
 func (h *commandHooks) sessionStart(s *session) {
-	cs := &cmdSession{s: s, owed: 1, rechecks: 1}
+	cs := &cmdSession{s: s}
 	h.mu.Lock()
 	if old := h.sessions[s.serial]; old != nil {
 		h.shadowed[old.s] = old
@@ -228,6 +267,8 @@ func (h *commandHooks) sessionEnd(s *session, _ scpgate.CloseReason) {
 	}
 	cs.mu.Lock()
 	cs.ended = true
+	clear(cs.hints)
+	cs.hints = nil
 	if cs.timer != nil {
 		cs.timer.Stop()
 		cs.timer = nil
@@ -261,18 +302,6 @@ func (h *commandHooks) kick(cs *cmdSession) {
 	cs.queued = true
 	cs.mu.Unlock()
 	h.rq.push(cs)
-}
-
-// ring is a doorbell: a command was published for the session.
-func (h *commandHooks) ring(cs *cmdSession) {
-	cs.mu.Lock()
-	if cs.owed < 1<<15 {
-		cs.owed++
-	}
-	cs.rechecks = uint8(len(recheckDelays))
-	cs.mu.Unlock()
-	h.stats.doorbells.Add(1)
-	h.kick(cs)
 }
 
 // after kicks cs again in d, unless an earlier kick is already timed. The
@@ -328,32 +357,9 @@ func (cs *cmdSession) succeeded() {
 	cs.mu.Unlock()
 }
 
-// found records that a pending command was read; it matches a doorbell.
-func (cs *cmdSession) found() {
-	cs.mu.Lock()
-	if cs.owed > 0 {
-		cs.owed--
-	}
-	cs.mu.Unlock()
-}
-
-// nothingFound records that the queue of cs looked empty. If a doorbell is
-// still unmatched, the command may not be readable yet: it returns the
-// delay of the next look, else 0.
-func (cs *cmdSession) nothingFound() time.Duration {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.owed == 0 || cs.rechecks == 0 {
-		cs.owed, cs.rechecks = 0, 0
-		return 0
-	}
-	cs.rechecks--
-	return recheckDelays[min(int(cs.rechecks), len(recheckDelays)-1)]
-}
-
-// dispatch routes doorbells to sessions and, after a NATS reconnect (core
-// messages may have been missed) or a doorbell overflow, makes every
-// session look at its queue again.
+// dispatch makes every session read its queue again after a NATS
+// reconnect or an error of the hint consumer, and stops the consumer when
+// the driver closes.
 func (h *commandHooks) dispatch(ctx context.Context) {
 	defer h.d.bgWG.Done()
 	tick := time.NewTicker(rescanEvery)
@@ -362,28 +368,12 @@ func (h *commandHooks) dispatch(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			if err := h.sub.Unsubscribe(); err != nil && h.d.nc.IsConnected() {
-				h.d.log.Debug().Err(err).Msg("unsubscribe command doorbells")
-			}
+			h.stopHints()
 			h.rq.close()
 			return
-		case m := <-h.bell:
-			if len(h.bell) == cap(h.bell) {
-				h.overflow.Store(true)
-			}
-			serial, ok := streams.SerialFromSubject(m.Subject)
-			if !ok {
-				continue
-			}
-			h.mu.RLock()
-			cs := h.sessions[serial]
-			h.mu.RUnlock()
-			if cs != nil {
-				h.ring(cs)
-			}
 		case <-tick.C:
 			r := h.d.nc.Stats().Reconnects
-			if r != reconnects || h.overflow.Swap(false) {
+			if r != reconnects || h.lostHints.Swap(false) {
 				reconnects = r
 				h.rescan()
 			}
@@ -391,8 +381,10 @@ func (h *commandHooks) dispatch(ctx context.Context) {
 	}
 }
 
-// rescan makes every session look at its queue once more.
+// rescan makes every session read its queue once more, its hints no
+// longer trusted.
 func (h *commandHooks) rescan() {
+	h.hintGen.Add(1)
 	h.mu.RLock()
 	list := make([]*cmdSession, 0, len(h.sessions))
 	for _, cs := range h.sessions {
@@ -401,9 +393,6 @@ func (h *commandHooks) rescan() {
 	h.mu.RUnlock()
 	h.d.log.Info().Int("sessions", len(list)).Msg("rescanning command queues")
 	for _, cs := range list {
-		cs.mu.Lock()
-		cs.owed, cs.rechecks = max(cs.owed, 1), max(cs.rechecks, 1)
-		cs.mu.Unlock()
 		h.kick(cs)
 	}
 }

@@ -92,21 +92,25 @@ func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) 
 }
 
 // probe looks for a first pending command of cs; when there is one it
-// loads the cursor and returns the new delivery state.
+// loads the cursor and returns the new delivery state. The first probe of a
+// session reads the stream; once that found the queue empty, later probes
+// only look at the hints. Until a read found the queue empty, a command
+// may have been sent by an earlier session: the new delivery state is
+// recovering.
 func (h *commandHooks) probe(ctx context.Context, cs *cmdSession) *delivery {
-	msg, err := h.fetch(ctx, cs.s.serial, 1)
+	msg, err := h.nextCommand(ctx, cs, 1)
 	if err != nil {
 		h.failed(cs, "read commands", err)
 		return nil
 	}
 	if msg == nil {
 		cs.succeeded()
-		if d := cs.nothingFound(); d > 0 {
-			h.after(cs, d)
-		}
 		return nil
 	}
-	dl := &delivery{recovering: true, peek: msg}
+	cs.mu.Lock()
+	recovering := !cs.sawEmpty
+	cs.mu.Unlock()
+	dl := &delivery{recovering: recovering, peek: msg}
 	if err := h.load(ctx, cs, dl); err != nil {
 		h.failed(cs, "load command cursor", err)
 		return nil
@@ -201,6 +205,9 @@ func (h *commandHooks) progress(ctx context.Context, cs *cmdSession, dl *deliver
 		live = false
 	}
 	for {
+		if live {
+			h.expireUnanswered(cs, dl)
+		}
 		if err := h.storeResults(ctx, cs, dl); err != nil {
 			return err
 		}
@@ -217,11 +224,6 @@ func (h *commandHooks) progress(ctx context.Context, cs *cmdSession, dl *deliver
 	}
 }
 
-// storeResults writes the final record of every known result not yet
-// stored, then publishes the result. The record goes first so that a
-// caller told the result by the publish finds the same in scp_commands;
-// a result whose record is final but whose publish may be missing is
-// publishResult publishes r to scp.res.<serial> with the command id as
 // commit moves the cursor over the completed commands at the head of the
 // window, one compare-and-set each, and deletes them from the stream. A
 // command answered out of order waits for those before it.
@@ -299,6 +301,7 @@ func (h *commandHooks) unfence(ctx context.Context, cs *cmdSession, dl *delivery
 		h.after(cs, fenceRecheck)
 		return false
 	}
+	cs.forget() // the hints were not taken while fenced
 	fresh := &delivery{recovering: true}
 	if err := h.load(ctx, cs, fresh); err != nil {
 		h.failed(cs, "reload command cursor", err)
@@ -316,10 +319,3 @@ func (h *commandHooks) unfence(ctx context.Context, cs *cmdSession, dl *delivery
 	dl.next = max(dl.next, fresh.next)
 	return true
 }
-
-// fill reads pending commands after the window and sends them while fewer
-// than the window are unanswered. It reports whether it added a command
-// that is already final (expired, or completed by an earlier session), so
-// entryOf decodes a stored command. The entry carries its result already
-// send puts e on the session's writer and writes its "sent" record. It
-// reports false when the session is closing: e is dropped from the

@@ -50,7 +50,15 @@ func (h *commandHooks) result(serial string, e *entry, st scpgate.CommandStatus,
 	return r
 }
 
-// published again on recovery (the message id makes that harmless).
+// storeResults writes the final record of every known result not yet
+// stored, then publishes the result. The record goes first, acknowledged,
+// so that a caller told the result (the commander hears the publish as a
+// core message, before SCP_RESULTS stored it) finds the same in
+// scp_commands: issued together, the record could still be queued in the
+// server behind the result when the caller reads it, and a result cannot
+// be looked up by id in SCP_RESULTS to make up for that. A result whose
+// record is final but whose publish may be missing is published again on
+// recovery (the message id makes that harmless).
 func (h *commandHooks) storeResults(ctx context.Context, cs *cmdSession, dl *delivery) error {
 	for _, e := range dl.win {
 		if e.res == nil || e.stored {
@@ -75,6 +83,7 @@ func (h *commandHooks) storeResults(ctx context.Context, cs *cmdSession, dl *del
 	return nil
 }
 
+// publishResult publishes r to scp.res.<serial> with the command id as
 // message id, so a repeat is stored once.
 func (h *commandHooks) publishResult(ctx context.Context, r *scpgate.Result) error {
 	subject, err := streams.ResultSubject(r.Controller)
@@ -108,25 +117,24 @@ func (h *commandHooks) putRecord(ctx context.Context, rec *commands.Record) erro
 	return nil
 }
 
-// that the caller stores and commits again.
+// fill takes pending commands after the window (from the hints, or read
+// from the stream) and sends them while fewer than the window are
+// unanswered. It reports whether it added a command that is already final
+// (expired, or completed by an earlier session), that the caller stores
+// and commits again.
 func (h *commandHooks) fill(ctx context.Context, cs *cmdSession, dl *delivery) (final bool, err error) {
-	serial := cs.s.serial
 	for dl.outstanding() < h.window && len(dl.win) < 4*h.window {
 		msg := dl.peek
 		dl.peek = nil
 		if msg == nil || msg.Sequence < dl.next {
-			if msg, err = h.fetch(ctx, serial, dl.next); err != nil {
+			if msg, err = h.nextCommand(ctx, cs, dl.next); err != nil {
 				return final, err
 			}
 		}
 		if msg == nil {
 			dl.recovering = false
-			if d := cs.nothingFound(); d > 0 {
-				h.after(cs, d)
-			}
 			return final, nil
 		}
-		cs.found()
 		e, err := h.entryOf(ctx, cs, dl, msg)
 		if err != nil {
 			dl.peek = msg // try again
@@ -138,7 +146,7 @@ func (h *commandHooks) fill(ctx context.Context, cs *cmdSession, dl *delivery) (
 			final = true
 			continue
 		}
-		if !h.send(ctx, cs, dl, e) {
+		if !h.send(cs, dl, e) {
 			return final, nil
 		}
 		final = final || e.res != nil // not a valid command
@@ -146,6 +154,7 @@ func (h *commandHooks) fill(ctx context.Context, cs *cmdSession, dl *delivery) (
 	return final, nil
 }
 
+// entryOf decodes a stored command. The entry carries its result already
 // when the command is final: completed by an earlier session (recovery),
 // expired, or not a valid command.
 func (h *commandHooks) entryOf(ctx context.Context, cs *cmdSession, dl *delivery, msg *jetstream.RawStreamMsg) (*entry, error) {
@@ -208,8 +217,10 @@ func (h *commandHooks) record(ctx context.Context, id string) (*commands.Record,
 	return &rec, nil
 }
 
-// window and sent again by a later session.
-func (h *commandHooks) send(ctx context.Context, cs *cmdSession, dl *delivery, e *entry) bool {
+// send puts e on the session's writer and writes its "sent" record without
+// waiting for it. It reports false when the session is closing: e is
+// dropped from the window and sent again by a later session.
+func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 	w, err := commands.ToWire(&e.cmd, e.tag)
 	if err != nil {
 		e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "invalid_command", err.Error())
@@ -219,6 +230,7 @@ func (h *commandHooks) send(ctx context.Context, cs *cmdSession, dl *delivery, e
 	if err := cs.s.send(w); err != nil {
 		dl.win = dl.win[:len(dl.win)-1]
 		dl.next = e.seq
+		cs.forget() // stepped back over a hint already taken
 		return false
 	}
 	e.sent = time.Now()
@@ -226,15 +238,65 @@ func (h *commandHooks) send(ctx context.Context, cs *cmdSession, dl *delivery, e
 	if resent {
 		h.stats.resent.Add(1)
 	}
+	h.after(cs, h.answerBy) // expireUnanswered
 	sent := e.sent.UTC()
 	rec := commands.Record{
 		ID: commands.ID(cs.s.serial, e.seq), Controller: cs.s.serial, Type: e.cmd.Type,
 		Status: scpgate.StatusSent, Seq: e.seq, Created: e.cmd.Created, Expires: e.cmd.Expires,
 		Sent: &sent, Driver: h.d.opts.ID,
 	}
-	if err := h.putRecord(ctx, &rec); err != nil {
-		h.stats.errors.Add(1) // the final record follows; a missing "sent" is cosmetic
-		cs.s.log.Debug().Err(err).Msg("write sent record")
-	}
+	h.putSentRecord(cs, &rec)
 	return true
+}
+
+// putSentRecord writes the "sent" record of a command without waiting for
+// its acknowledgement: it is informational, and the final record follows.
+// Both are published on the driver's one connection to the same key, so
+// the server stores them in that order; the "sent" one is therefore never
+// retried (a retry could land after the final record). A failure is
+// counted and logged by onSentErr.
+func (h *commandHooks) putSentRecord(cs *cmdSession, rec *commands.Record) {
+	data, err := json.Marshal(rec)
+	if err == nil {
+		msg := &nats.Msg{Subject: streams.CommandRecordSubject(rec.ID), Data: data}
+		_, err = h.sentJS.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0), jetstream.WithStallWait(h.opTimeout))
+	}
+	if err != nil {
+		h.stats.errors.Add(1)
+		cs.s.log.Debug().Err(err).Str("id", rec.ID).Msg("write sent record")
+	}
+}
+
+// onSentErr hears a "sent" record that was not stored. The final record
+// follows; a missing "sent" is cosmetic.
+func (h *commandHooks) onSentErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	h.stats.errors.Add(1)
+	h.d.log.Debug().Err(err).Str("subject", m.Subject).Msg("write sent record")
+}
+
+// expireUnanswered ends with status failed, reason "unanswered", every
+// command sent in this session that got no status within answerBy, so the
+// queue moves on; and arms the session's timer for the next one due.
+func (h *commandHooks) expireUnanswered(cs *cmdSession, dl *delivery) {
+	now := time.Now()
+	var next time.Duration
+	for _, e := range dl.win {
+		if e.res != nil || e.sent.IsZero() {
+			continue
+		}
+		if wait := h.answerBy - now.Sub(e.sent); wait > 0 {
+			if next == 0 || wait < next {
+				next = wait
+			}
+			continue
+		}
+		h.stats.unanswered.Add(1)
+		e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "unanswered",
+			fmt.Sprintf("no status from the controller within %s", h.answerBy))
+		cs.s.log.Warn().Str("id", e.res.ID).Uint32("tag", e.tag).Dur("waited", now.Sub(e.sent)).
+			Msg("command unanswered; failed")
+	}
+	if next > 0 {
+		h.after(cs, next)
+	}
 }

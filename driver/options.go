@@ -107,6 +107,13 @@ type Options struct {
 	// CommandFetchTimeout bounds each NATS operation of command delivery
 	// (reading a command, writing its record, cursor and result). Default 5s.
 	CommandFetchTimeout time.Duration
+	// CommandAnswerTimeout is how long a command sent to a connected
+	// controller may wait for its status. Past it the command ends failed,
+	// reason "unanswered" (logged and counted), and the controller's queue
+	// moves on; a status that comes later is counted as unknown. Commands
+	// sent by a session that ended are not affected: the next session
+	// sends them again. Default 30s.
+	CommandAnswerTimeout time.Duration
 }
 
 // Defaults of Options.
@@ -124,6 +131,7 @@ const (
 	DefaultReconnectAfterMax     = 2 * time.Second
 	DefaultCommandWindow         = 4
 	DefaultCommandFetchTimeout   = 5 * time.Second
+	DefaultCommandAnswerTimeout  = 30 * time.Second
 )
 
 // ErrNoNATS is returned by New when Options.NATS is nil.
@@ -181,6 +189,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommandFetchTimeout <= 0 {
 		o.CommandFetchTimeout = DefaultCommandFetchTimeout
+	}
+	if o.CommandAnswerTimeout <= 0 {
+		o.CommandAnswerTimeout = DefaultCommandAnswerTimeout
 	}
 	return o
 }

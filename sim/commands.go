@@ -56,7 +56,15 @@ func (l *link) command(now time.Time) {
 		Time: now, Tag: cmd.Tag, Code: cmd.Code, Door: cmd.Door, Output: cmd.Output,
 		Status: st, NakReason: nak, Detail: detail, Duplicate: dup,
 	})
+	drop := !dup && c.dropped < c.cfg.DropAnswers
+	if drop {
+		c.dropped++
+	}
 	c.mu.Unlock()
+	if drop {
+		c.log.Debug().Uint32("tag", cmd.Tag).Msg("command left unanswered (DropAnswers)")
+		return
+	}
 	c.log.Debug().Uint32("tag", cmd.Tag).Stringer("code", cmd.Code).Stringer("status", st).Stringer("nak", nak).
 		Bool("duplicate", dup).Msg("command")
 	a := answer{

@@ -91,6 +91,11 @@ type Config struct {
 	NakRate float64
 	// CommandLatency delays every command answer (and its effect).
 	CommandLatency time.Duration
+	// DropAnswers makes the controller receive and record the first
+	// DropAnswers new commands of its life but never answer them (nor
+	// carry them out), as a panel that lost them would: for testing how a
+	// host gives up on a command.
+	DropAnswers int
 	// StrikeTime is how long a momentary unlock without seconds, or a
 	// granted card, keeps the strike released (default 5s).
 	StrikeTime time.Duration

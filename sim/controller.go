@@ -54,6 +54,7 @@ type Controller struct {
 	seenNext int
 	cmds     []ReceivedCommand
 	cmdNext  int
+	dropped  int // commands left unanswered (Config.DropAnswers)
 }
 
 // NewController returns a controller for cfg (defaults applied). It does

@@ -111,6 +111,14 @@ func CommandSubject(serial string) (string, error) {
 	return commandsPrefix + serial, nil
 }
 
+// CommandRecordSubject returns the subject a write of the scp_commands
+// record of command id is published on: what KeyValue.Put of that bucket
+// publishes to, for a writer that does not wait for the acknowledgement.
+// id is <serial>.<sequence> (commands.ID); it is not checked here.
+func CommandRecordSubject(id string) string {
+	return "$KV." + CommandsBucket + "." + id
+}
+
 // ResultSubject returns scp.res.<serial>, where the results of one
 // controller's commands are published.
 func ResultSubject(serial string) (string, error) {

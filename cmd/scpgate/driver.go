@@ -28,6 +28,7 @@ type driverConfig struct {
 	MaxInflightPerSession int           `envconfig:"MAX_INFLIGHT_PER_SESSION" default:"256" desc:"unconfirmed transactions per controller before the driver stops reading it"`
 	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" desc:"unconfirmed transactions of the whole driver"`
 	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" desc:"commands outstanding per controller"`
+	CommandAnswerTimeout  time.Duration `envconfig:"COMMAND_ANSWER_TIMEOUT" default:"30s" desc:"a command sent to a connected controller without a status by then ends failed (unanswered)"`
 	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" desc:"controllers per second sent away when draining (SIGTERM)"`
 	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" desc:"a drain ends by then; remaining sessions are closed"`
 	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
@@ -45,6 +46,7 @@ func (c driverConfig) options(nc *nats.Conn) driver.Options {
 		MaxInflightPerSession: c.MaxInflightPerSession,
 		MaxInflightTotal:      c.MaxInflightTotal,
 		CommandWindow:         c.CommandWindow,
+		CommandAnswerTimeout:  c.CommandAnswerTimeout,
 		DrainRate:             c.DrainRate,
 		DrainDeadline:         c.DrainDeadline,
 	}

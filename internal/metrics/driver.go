@@ -38,6 +38,7 @@ type driverCollector struct {
 	deferred, presenceErrors, unknownFrames    *prometheus.Desc
 	commands, cmdSent, cmdResent, cmdConflicts *prometheus.Desc
 	cmdUnknown, cmdDoorbells, cmdErrors        *prometheus.Desc
+	cmdUnanswered, cmdTaken, cmdHintOverflows  *prometheus.Desc
 }
 
 // RegisterDriver adds the driver's metrics, read from src at every scrape:
@@ -64,37 +65,43 @@ type driverCollector struct {
 //	scpgate_driver_commands_resent_total         of which sent again after a reconnect
 //	scpgate_driver_command_cursor_conflicts_total
 //	scpgate_driver_command_unknown_statuses_total
-//	scpgate_driver_command_doorbells_total
+//	scpgate_driver_command_doorbells_total       new commands (hints) routed to a session
+//	scpgate_driver_commands_taken_total{from}    pending commands taken: from=hint (no read) or stream (read)
+//	scpgate_driver_command_hint_overflows_total  sessions that dropped their hints and read the stream
+//	scpgate_driver_commands_unanswered_total     commands failed for no status within the answer timeout
 //	scpgate_driver_command_errors_total          failed NATS operations of delivery (retried)
 //	scpgate_driver_commands_delivering           gauge: sessions with delivery state
 func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
 	return reg.Register(&driverCollector{
-		src:            src,
-		sessions:       desc("driver_sessions", "Established controller sessions."),
-		inflight:       desc("driver_inflight", "Transactions read and not yet confirmed by JetStream."),
-		draining:       desc("driver_draining", "1 while the driver drains, else 0."),
-		delivering:     desc("driver_commands_delivering", "Sessions holding command delivery state."),
-		connects:       desc("driver_connects_total", "Accepted controller connections."),
-		established:    desc("driver_sessions_established_total", "Connections that completed the handshake."),
-		closes:         desc("driver_closes_total", "Closed controller connections by reason.", "reason"),
-		rejects:        desc("driver_rejects_total", "Refused handshakes by reject reason.", "reason"),
-		received:       desc("driver_events_received_total", "Transactions read from controllers."),
-		published:      desc("driver_events_published_total", "Transactions JetStream confirmed (stored or duplicate)."),
-		duplicate:      desc("driver_events_duplicate_total", "Transactions JetStream recognised as duplicates."),
-		acked:          desc("driver_events_acked_total", "Transactions acknowledged to controllers."),
-		ackFrames:      desc("driver_ack_frames_total", "Ack frames sent to controllers."),
-		pubErrors:      desc("driver_publish_errors_total", "Failed publish attempts (each is retried)."),
-		republished:    desc("driver_republished_total", "Publish retries."),
-		deferred:       desc("driver_events_deferred_total", "Transactions left for the next driver while draining."),
-		presenceErrors: desc("driver_presence_errors_total", "Failed scp_sessions writes and presence publishes."),
-		unknownFrames:  desc("driver_unknown_frames_total", "Skipped frames of unknown types."),
-		commands:       desc("driver_commands_total", "Command results published by status.", "status"),
-		cmdSent:        desc("driver_commands_sent_total", "Command frames sent to controllers."),
-		cmdResent:      desc("driver_commands_resent_total", "Command frames sent again after a reconnect."),
-		cmdConflicts:   desc("driver_command_cursor_conflicts_total", "Compare-and-set failures on scp_cursors."),
-		cmdUnknown:     desc("driver_command_unknown_statuses_total", "Command statuses naming no outstanding command."),
-		cmdDoorbells:   desc("driver_command_doorbells_total", "Command notifications routed to a session."),
-		cmdErrors:      desc("driver_command_errors_total", "Failed NATS operations of command delivery."),
+		src:              src,
+		sessions:         desc("driver_sessions", "Established controller sessions."),
+		inflight:         desc("driver_inflight", "Transactions read and not yet confirmed by JetStream."),
+		draining:         desc("driver_draining", "1 while the driver drains, else 0."),
+		delivering:       desc("driver_commands_delivering", "Sessions holding command delivery state."),
+		connects:         desc("driver_connects_total", "Accepted controller connections."),
+		established:      desc("driver_sessions_established_total", "Connections that completed the handshake."),
+		closes:           desc("driver_closes_total", "Closed controller connections by reason.", "reason"),
+		rejects:          desc("driver_rejects_total", "Refused handshakes by reject reason.", "reason"),
+		received:         desc("driver_events_received_total", "Transactions read from controllers."),
+		published:        desc("driver_events_published_total", "Transactions JetStream confirmed (stored or duplicate)."),
+		duplicate:        desc("driver_events_duplicate_total", "Transactions JetStream recognised as duplicates."),
+		acked:            desc("driver_events_acked_total", "Transactions acknowledged to controllers."),
+		ackFrames:        desc("driver_ack_frames_total", "Ack frames sent to controllers."),
+		pubErrors:        desc("driver_publish_errors_total", "Failed publish attempts (each is retried)."),
+		republished:      desc("driver_republished_total", "Publish retries."),
+		deferred:         desc("driver_events_deferred_total", "Transactions left for the next driver while draining."),
+		presenceErrors:   desc("driver_presence_errors_total", "Failed scp_sessions writes and presence publishes."),
+		unknownFrames:    desc("driver_unknown_frames_total", "Skipped frames of unknown types."),
+		commands:         desc("driver_commands_total", "Command results published by status.", "status"),
+		cmdSent:          desc("driver_commands_sent_total", "Command frames sent to controllers."),
+		cmdResent:        desc("driver_commands_resent_total", "Command frames sent again after a reconnect."),
+		cmdConflicts:     desc("driver_command_cursor_conflicts_total", "Compare-and-set failures on scp_cursors."),
+		cmdUnknown:       desc("driver_command_unknown_statuses_total", "Command statuses naming no outstanding command."),
+		cmdDoorbells:     desc("driver_command_doorbells_total", "New commands (hints) routed to a session."),
+		cmdErrors:        desc("driver_command_errors_total", "Failed NATS operations of command delivery."),
+		cmdUnanswered:    desc("driver_commands_unanswered_total", "Commands failed for no status within the answer timeout (also counted failed)."),
+		cmdTaken:         desc("driver_commands_taken_total", "Pending commands taken for delivery, from hints (no read) or read from the stream.", "from"),
+		cmdHintOverflows: desc("driver_command_hint_overflows_total", "Hint buffers of a session that filled; the session read the stream instead."),
 	})
 }
 
@@ -104,6 +111,7 @@ func (c *driverCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.received, c.published, c.duplicate, c.acked, c.ackFrames, c.pubErrors, c.republished,
 		c.deferred, c.presenceErrors, c.unknownFrames, c.commands, c.cmdSent, c.cmdResent,
 		c.cmdConflicts, c.cmdUnknown, c.cmdDoorbells, c.cmdErrors,
+		c.cmdUnanswered, c.cmdTaken, c.cmdHintOverflows,
 	} {
 		ch <- d
 	}
@@ -160,6 +168,10 @@ func (c *driverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.cmdUnknown, cs.UnknownStatuses)
 	counter(ch, c.cmdDoorbells, cs.Doorbells)
 	counter(ch, c.cmdErrors, cs.Errors)
+	counter(ch, c.cmdUnanswered, cs.Unanswered)
+	counter(ch, c.cmdTaken, cs.Hinted, "hint")
+	counter(ch, c.cmdTaken, cs.Fetched, "stream")
+	counter(ch, c.cmdHintOverflows, cs.HintOverflows)
 	gauge(ch, c.delivering, float64(cs.Delivering))
 }
 
