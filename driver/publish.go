@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,32 +25,11 @@ const (
 // event until JetStream confirms it, so that a failed publish is sent again
 // with the same message id.
 type pub struct {
-	msg    nats.Msg
+	msg    nats.Msg // Reply is set by each attempt (publisher.send)
 	s      *session
 	ticket uint64 // AckTracker ticket
 	state  pubState
 	sent   time.Time // last handed to nats.go; set only with Options.PublishLatency
-}
-
-// publishes maps the messages handed to nats.go to their pub, for the
-// async PubAck and error handlers.
-type publishes struct {
-	mu sync.Mutex
-	m  map[*nats.Msg]*pub
-}
-
-func (p *publishes) add(x *pub) {
-	p.mu.Lock()
-	p.m[&x.msg] = x
-	p.mu.Unlock()
-}
-
-func (p *publishes) take(m *nats.Msg) *pub {
-	p.mu.Lock()
-	x := p.m[m]
-	delete(p.m, m)
-	p.mu.Unlock()
-	return x
 }
 
 // transaction publishes the transaction the read loop just decoded. It
@@ -72,30 +50,28 @@ func (s *session) transaction(now time.Time) bool {
 		s.tracker = scpbridge.NewAckTracker(d.opts.MaxInflightPerSession)
 		s.ring = make([]*pub, d.opts.MaxInflightPerSession)
 	}
-	full := s.tracker.Full()
+	room := d.opts.MaxInflightPerSession - s.tracker.Pending()
 	s.mu.Unlock()
 	stalled := false
-	for full {
+	if room == 0 {
+		s.releaseSpare() // the tokens this loop holds may serve others meanwhile
 		stalled = true
-		select {
-		case <-s.windowCh:
-		case <-s.ctx.Done():
-			return false
-		}
-		s.mu.Lock()
-		full = s.tracker.Full()
-		s.mu.Unlock()
-	}
-	select {
-	case d.sem <- struct{}{}:
-	default:
-		stalled = true
-		select {
-		case d.sem <- struct{}{}:
-		case <-s.ctx.Done():
+		if room = s.waitWindow(); room == 0 {
 			return false
 		}
 	}
+	if s.spare == 0 {
+		// Take tokens for the transactions already read as well, so that
+		// a stalled loop is woken once for several of them (see budget).
+		want := min(room, 1+s.bufferedFrames())
+		if s.spare = d.budget.tryAcquire(want); s.spare == 0 {
+			stalled = true
+			if s.spare = d.budget.acquire(s.ctx, want); s.spare == 0 {
+				return false
+			}
+		}
+	}
+	s.spare-- // this transaction's token
 	if stalled {
 		s.resumedAt = time.Now()
 	}
@@ -104,7 +80,7 @@ func (s *session) transaction(now time.Time) bool {
 	ev := TransactionEvent(s.serial, s.epoch, tx, now, d.opts.ID)
 	data, err := EncodeEvent(&ev)
 	if err != nil { // cannot happen with these types; never ack what was not stored
-		<-d.sem
+		d.budget.release(1)
 		s.log.Error().Err(err).Msg("encode event")
 		s.close(scpgate.ReasonProtocolError, nil)
 		return false
@@ -120,7 +96,7 @@ func (s *session) transaction(now time.Time) bool {
 	ticket, ok := s.tracker.Add(tx.Seq)
 	if !ok || s.ended { // the decoder guarantees order and the window was checked
 		s.mu.Unlock()
-		<-d.sem
+		d.budget.release(1)
 		return false
 	}
 	p.ticket = ticket
@@ -136,38 +112,71 @@ func (s *session) transaction(now time.Time) bool {
 	}
 	s.mu.Unlock()
 	// Before the PubAck can arrive: more to come only if more is read.
-	s.burst.Store(s.rd != nil && s.rd.rd.Buffered() > 0)
+	more := s.rd != nil && s.rd.rd.Buffered() > 0
+	s.burst.Store(more)
 	if direct {
 		d.publish(p)
 	} else {
 		d.rt.schedule(s)
 	}
+	if !more {
+		s.releaseSpare() // the loop waits for the socket next
+	}
 	return true
 }
 
-// publish hands p to nats.go; a synchronous failure marks it for retry.
+// minTransactionFrame is about the smallest transaction frame (header and
+// payload), used to guess how many transactions a read buffer holds.
+const minTransactionFrame = scpbridge.HeaderLen + 16
+
+// bufferedFrames guesses how many more transactions the read buffer holds.
+func (s *session) bufferedFrames() int {
+	if s.rd == nil {
+		return 0
+	}
+	return s.rd.rd.Buffered() / minTransactionFrame
+}
+
+// waitWindow waits until the session's window has room and returns it,
+// or 0 when the session ended.
+func (s *session) waitWindow() int {
+	for {
+		select {
+		case <-s.windowCh:
+		case <-s.ctx.Done():
+			return 0
+		}
+		s.mu.Lock()
+		room := s.d.opts.MaxInflightPerSession - s.tracker.Pending()
+		s.mu.Unlock()
+		if room > 0 {
+			return room
+		}
+	}
+}
+
+// releaseSpare gives back the budget tokens the read loop took ahead.
+// Only the read loop (and finish, after it) calls it.
+func (s *session) releaseSpare() {
+	if s.spare > 0 {
+		s.d.budget.release(s.spare)
+		s.spare = 0
+	}
+}
+
+// publish sends p (see publisher); a failed write marks it for retry
+// and reports false.
 func (d *Driver) publish(p *pub) bool {
 	if d.opts.PublishLatency != nil {
 		p.sent = time.Now()
 	}
-	d.pubs.add(p)
-	if _, err := d.js.PublishMsgAsync(&p.msg); err != nil {
-		if d.pubs.take(&p.msg) != nil {
-			d.pubFailed(p, err)
-		}
-		return false
-	}
-	return true
+	return d.pb.send(p)
 }
 
-// onPubAck is the jetstream async ack handler: it runs on the ack
-// goroutine for every PubAck and must not block.
-func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	p := d.pubs.take(m)
-	if p == nil {
-		return
-	}
-	if pa.Duplicate {
+// onPubAck handles the PubAck of p. It runs on the PubAck subscription's
+// goroutine and must not block.
+func (d *Driver) onPubAck(p *pub, duplicate bool) {
+	if duplicate {
 		d.stats.duplicates.Add(1)
 	}
 	d.stats.published.Add(1)
@@ -193,7 +202,7 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		now, later = s.ackDueLocked()
 	}
 	s.mu.Unlock()
-	<-d.sem
+	d.budget.release(1)
 	if later {
 		d.deferAck(s)
 	}
@@ -205,15 +214,6 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		case s.windowCh <- struct{}{}:
 		default:
 		}
-	}
-}
-
-// onPubErr is the jetstream async error handler (a PubAck timeout, an
-// error reply, or the connection dropping with publishes pending). It may
-// run with the publisher's lock held: it only marks and schedules.
-func (d *Driver) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	if p := d.pubs.take(m); p != nil {
-		d.pubFailed(p, err)
 	}
 }
 
@@ -240,6 +240,7 @@ func (d *Driver) pubFailed(p *pub, err error) {
 // when it ends. Its unconfirmed transactions are dropped here, not lost:
 // they were never acknowledged, so the controller sends them again.
 func (s *session) releasePublishes() {
+	s.releaseSpare()
 	s.mu.Lock()
 	n := s.holding
 	s.holding, s.ended = 0, true
@@ -247,8 +248,6 @@ func (s *session) releasePublishes() {
 		s.ring[i] = nil
 	}
 	s.mu.Unlock()
-	for range n {
-		<-s.d.sem
-	}
+	s.d.budget.release(n)
 	s.d.rt.forget(s)
 }
