@@ -147,6 +147,13 @@ func (b *budget) flush() {
 	}
 }
 
+// waiting reports whether read loops wait for tokens.
+func (b *budget) waiting() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.head < len(b.waiters)
+}
+
 // inUse returns the tokens taken (by unconfirmed transactions and read
 // loops about to publish).
 func (b *budget) inUse() int {

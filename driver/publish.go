@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +31,76 @@ type pub struct {
 	ticket uint64 // AckTracker ticket
 	state  pubState
 	sent   time.Time // last handed to nats.go; set only with Options.PublishLatency
+	buf    []byte    // encoding buffer, kept with the pooled pub
 }
+
+// pubWindow is a session's publishing state, allocated on its first
+// transaction (an idle session holds none); guarded by the session's mu
+// but for subjects, which only the read loop uses.
+type pubWindow struct {
+	ring     []*pub // by ticket % window
+	subjects [len(kindOf)]string
+}
+
+// subjectOf returns the event subject of transaction type t (of kind k),
+// built once per session and type.
+func (s *session) subjectOf(t scpbridge.TranType, k scpgate.Kind) string {
+	if int(t) >= len(s.win.subjects) {
+		return s.subject(k)
+	}
+	subj := s.win.subjects[t]
+	if subj == "" {
+		subj = s.subject(k)
+		s.win.subjects[t] = subj
+	}
+	return subj
+}
+
+// pubPool recycles pubs, with their header map and encoding buffer, once
+// JetStream confirmed them: nats.go copies what it sends, so nothing
+// else holds them by then.
+var pubPool = sync.Pool{New: func() any {
+	return &pub{msg: nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: make([]string, 1)}}}
+}}
+
+// newPub returns a pub of session s from the pool.
+func newPub(s *session) *pub {
+	p := pubPool.Get().(*pub)
+	p.s = s
+	return p
+}
+
+// encode sets p's data and message id to those of ev.
+func (p *pub) encode(ev *scpgate.Event) bool {
+	p.msg.Header[jetstream.MsgIDHeader][0] = ev.ID
+	if b, ok := appendEvent(p.buf[:0], ev); ok {
+		p.buf = b
+		p.msg.Data = b
+		return true
+	}
+	b, err := EncodeEvent(ev) // what appendEvent leaves to encoding/json
+	if err != nil {
+		p.s.log.Error().Err(err).Msg("encode event")
+		return false
+	}
+	p.msg.Data = b
+	return true
+}
+
+// recycle returns a confirmed p to the pool. The caller holds the
+// session's mu and nothing else refers to p.
+func (p *pub) recycle() {
+	id := p.msg.Header[jetstream.MsgIDHeader]
+	if cap(p.buf) > maxPooledEvent || len(id) != 1 {
+		return
+	}
+	id[0] = ""
+	*p = pub{msg: nats.Msg{Header: p.msg.Header}, buf: p.buf[:0]}
+	pubPool.Put(p)
+}
+
+// maxPooledEvent is the largest encoding buffer kept in the pool.
+const maxPooledEvent = 1024
 
 // transaction publishes the transaction the read loop just decoded. It
 // waits (not reading the socket) while the session's window or the
@@ -48,7 +118,7 @@ func (s *session) transaction(now time.Time) bool {
 	}
 	if s.tracker == nil {
 		s.tracker = scpbridge.NewAckTracker(d.opts.MaxInflightPerSession)
-		s.ring = make([]*pub, d.opts.MaxInflightPerSession)
+		s.win = &pubWindow{ring: make([]*pub, d.opts.MaxInflightPerSession)}
 	}
 	room := d.opts.MaxInflightPerSession - s.tracker.Pending()
 	s.mu.Unlock()
@@ -78,20 +148,15 @@ func (s *session) transaction(now time.Time) bool {
 
 	tx := &s.hs.Tx
 	ev := TransactionEvent(s.serial, s.epoch, tx, now, d.opts.ID)
-	data, err := EncodeEvent(&ev)
-	if err != nil { // cannot happen with these types; never ack what was not stored
+	p := newPub(s)
+	if !p.encode(&ev) { // cannot happen with these types; never ack what was not stored
 		d.budget.release(1)
-		s.log.Error().Err(err).Msg("encode event")
 		s.close(scpgate.ReasonProtocolError, nil)
 		return false
 	}
-	p := &pub{s: s, msg: nats.Msg{
-		Subject: s.subject(ev.Kind),
-		Data:    data,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{ev.ID}},
-	}}
+	p.msg.Subject = s.subjectOf(tx.Type, ev.Kind)
 
-	connected := d.nc.IsConnected()
+	connected := d.pb.connected.Load()
 	s.mu.Lock()
 	ticket, ok := s.tracker.Add(tx.Seq)
 	if !ok || s.ended { // the decoder guarantees order and the window was checked
@@ -101,7 +166,7 @@ func (s *session) transaction(now time.Time) bool {
 	}
 	p.ticket = ticket
 	s.nextTicket = ticket + 1
-	s.ring[ticket%uint64(len(s.ring))] = p
+	s.win.ring[ticket%uint64(len(s.win.ring))] = p
 	s.holding++
 	direct := !s.retrying && connected
 	if direct {
@@ -192,9 +257,10 @@ func (d *Driver) onPubAck(p *pub, duplicate bool) {
 	p.state = pubDone
 	s.holding--
 	s.confirms++
-	s.ring[p.ticket%uint64(len(s.ring))] = nil
+	s.win.ring[p.ticket%uint64(len(s.win.ring))] = nil
 	before := s.tracker.Pending()
 	seq, advanced := s.tracker.Confirm(p.ticket)
+	p.recycle() // nothing refers to p any more
 	now, later := false, false
 	if advanced {
 		s.ackSeq = seq
@@ -229,9 +295,10 @@ func (d *Driver) pubFailed(p *pub, err error) {
 	p.state = pubFailed
 	first := !s.retrying
 	s.retrying = true
+	id := p.msg.Header.Get(jetstream.MsgIDHeader) // p may be sent again and recycled once s.mu is let go
 	s.mu.Unlock()
 	if first {
-		s.log.Warn().Err(err).Str("id", p.msg.Header.Get(jetstream.MsgIDHeader)).Msg("publish failed; will republish")
+		s.log.Warn().Err(err).Str("id", id).Msg("publish failed; will republish")
 	}
 	d.rt.schedule(s)
 }
@@ -244,8 +311,8 @@ func (s *session) releasePublishes() {
 	s.mu.Lock()
 	n := s.holding
 	s.holding, s.ended = 0, true
-	for i := range s.ring {
-		s.ring[i] = nil
+	if s.win != nil {
+		clear(s.win.ring)
 	}
 	s.mu.Unlock()
 	s.d.budget.release(n)

@@ -43,6 +43,11 @@ type publisher struct {
 	status chan nats.Status // connection status changes, from nats.go
 
 	now atomic.Int64 // coarse clock (unix ns) for timeouts, set by sweep
+	// connected follows the connection's status without taking its lock
+	// (nats.go's IsConnected does, against every publish); it may lag by
+	// a status event, which only sends a publish to the retrier early or
+	// into nats.go's reconnect buffer (failed when the event arrives).
+	connected atomic.Bool
 
 	mu    sync.Mutex
 	slots []pubSlot
@@ -85,7 +90,8 @@ func (pb *publisher) start() error {
 		return fmt.Errorf("PubAck subscription limits: %w", err)
 	}
 	pb.sub = sub
-	pb.status = pb.d.nc.StatusChanged(nats.RECONNECTING, nats.CLOSED)
+	pb.status = pb.d.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	pb.connected.Store(pb.d.nc.IsConnected())
 	return nil
 }
 
@@ -251,11 +257,17 @@ func (pb *publisher) loop() {
 				status = nil
 				continue
 			}
+			if st == nats.CONNECTED {
+				pb.connected.Store(true)
+				continue
+			}
+			pb.connected.Store(false)
 			pb.fail(1<<63-1, errPubDisconnected)
 			if st == nats.CLOSED {
 				status = nil
 			}
 		case now := <-t.C:
+			pb.connected.Store(pb.d.nc.IsConnected()) // in case an event was dropped
 			pb.now.Store(now.UnixNano())
 			pb.fail(now.Add(-pb.d.opts.PublishTimeout).UnixNano(), errPubAckTimeout)
 			pb.d.budget.flush()

@@ -76,7 +76,7 @@ type session struct {
 	mu sync.Mutex // guards the fields below
 	// publishing (see publish.go)
 	tracker    *scpbridge.AckTracker // allocated on the first transaction
-	ring       []*pub                // by ticket % window
+	win        *pubWindow            // allocated on the first transaction
 	nextTicket uint64
 	retrying   bool // failed or queued publishes wait for the retrier
 	holding    int  // unconfirmed pubs holding driver tokens
