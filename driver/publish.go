@@ -32,6 +32,7 @@ type pub struct {
 	state  pubState
 	sent   time.Time // last handed to nats.go; set only with Options.PublishLatency
 	buf    []byte    // encoding buffer, kept with the pooled pub
+	id     []string  // msg.Header's Nats-Msg-Id values, set without a map lookup
 }
 
 // pubWindow is a session's publishing state, allocated on its first
@@ -60,7 +61,8 @@ func (s *session) subjectOf(t scpbridge.TranType, k scpgate.Kind) string {
 // JetStream confirmed them: nats.go copies what it sends, so nothing
 // else holds them by then.
 var pubPool = sync.Pool{New: func() any {
-	return &pub{msg: nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: make([]string, 1)}}}
+	id := make([]string, 1)
+	return &pub{msg: nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: id}}, id: id}
 }}
 
 // newPub returns a pub of session s from the pool.
@@ -72,7 +74,7 @@ func newPub(s *session) *pub {
 
 // encode sets p's data and message id to those of ev.
 func (p *pub) encode(ev *scpgate.Event) bool {
-	p.msg.Header[jetstream.MsgIDHeader][0] = ev.ID
+	p.id[0] = ev.ID
 	if b, ok := appendEvent(p.buf[:0], ev); ok {
 		p.buf = b
 		p.msg.Data = b
@@ -90,12 +92,11 @@ func (p *pub) encode(ev *scpgate.Event) bool {
 // recycle returns a confirmed p to the pool. The caller holds the
 // session's mu and nothing else refers to p.
 func (p *pub) recycle() {
-	id := p.msg.Header[jetstream.MsgIDHeader]
-	if cap(p.buf) > maxPooledEvent || len(id) != 1 {
+	if cap(p.buf) > maxPooledEvent {
 		return
 	}
-	id[0] = ""
-	*p = pub{msg: nats.Msg{Header: p.msg.Header}, buf: p.buf[:0]}
+	p.id[0] = ""
+	*p = pub{msg: nats.Msg{Header: p.msg.Header}, id: p.id, buf: p.buf[:0]}
 	pubPool.Put(p)
 }
 
@@ -177,15 +178,16 @@ func (s *session) transaction(now time.Time) bool {
 	}
 	s.mu.Unlock()
 	// Before the PubAck can arrive: more to come only if more is read.
-	more := s.rd != nil && s.rd.rd.Buffered() > 0
-	s.burst.Store(more)
+	s.burst.Store(s.rd != nil && s.rd.rd.Buffered() > 0)
 	if direct {
 		d.publish(p)
 	} else {
 		d.rt.schedule(s)
 	}
-	if !more {
-		s.releaseSpare() // the loop waits for the socket next
+	if s.bufferedFrames() == 0 {
+		// Nothing or part of a frame left: the loop waits for the socket
+		// next, without tokens taken ahead.
+		s.releaseSpare()
 	}
 	return true
 }

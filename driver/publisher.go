@@ -234,7 +234,7 @@ func parseReplyToken(subj string, prefix int) (i, gen uint32, ok bool) {
 
 // sweepEvery is how often the publisher looks for overdue publishes and
 // connection changes; a publish times out between PublishTimeout and
-// PublishTimeout plus this.
+// PublishTimeout plus twice this (its time is the coarse clock's).
 func (pb *publisher) sweepEvery() time.Duration {
 	return min(max(pb.d.opts.PublishTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
 }
@@ -269,7 +269,8 @@ func (pb *publisher) loop() {
 		case now := <-t.C:
 			pb.connected.Store(pb.d.nc.IsConnected()) // in case an event was dropped
 			pb.now.Store(now.UnixNano())
-			pb.fail(now.Add(-pb.d.opts.PublishTimeout).UnixNano(), errPubAckTimeout)
+			// A slot's time is up to one tick earlier than its publish.
+			pb.fail(now.Add(-pb.d.opts.PublishTimeout-pb.sweepEvery()).UnixNano(), errPubAckTimeout)
 			pb.d.budget.flush()
 		}
 	}
