@@ -31,8 +31,12 @@
 // the sessions that wrote nothing for a heartbeat interval. A session's
 // in-flight transactions are bounded by Options.MaxInflightPerSession (the
 // read loop stops reading that socket while the window is full) and the
-// driver's by Options.MaxInflightTotal. PubAcks come back through
-// jetstream's async ack handler: no goroutine or future per message.
+// driver's by Options.MaxInflightTotal, whose tokens go to waiting read
+// loops in batches (budget.go). Events are published on the core
+// connection, each with the reply subject of a slot of a fixed table, and
+// their PubAcks come back on one wildcard subscription (publisher.go): no
+// goroutine, future, timer or map entry per message; a publish that times
+// out or is cut off by a disconnect is sent again with its message id.
 // Presence work runs on a few goroutines per driver, whatever the number of
 // sessions starting or ending at once.
 //

@@ -39,7 +39,9 @@ type Driver struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
 	stats *counters
-	sem   chan struct{} // driver-wide in-flight tokens: one per unconfirmed transaction
+	// budget holds the driver-wide in-flight tokens: one per unconfirmed
+	// transaction.
+	budget *budget
 
 	// hooks for command delivery (see hooks.go); set before Start.
 	hooks hooks
@@ -69,8 +71,8 @@ type Driver struct {
 	readers sync.Pool // *frameReader of Options.ReadBuffer bytes
 	acks    ackQueue  // sessions whose ack waits (see ackDelay)
 
-	pubs publishes // transactions awaiting a PubAck
-	rt   retrier
+	pb *publisher // sends events and matches their PubAcks
+	rt retrier
 }
 
 // New returns a driver configured by opts; Start runs it.
@@ -84,29 +86,21 @@ func New(opts Options) (*Driver, error) {
 		log:      opts.Log.With().Str("driver", opts.ID).Logger(),
 		nc:       opts.NATS,
 		stats:    newCounters(),
-		sem:      make(chan struct{}, opts.MaxInflightTotal),
+		budget:   newBudget(opts.MaxInflightTotal),
 		sessions: make(map[string]*session),
 		conns:    make(map[*session]struct{}),
-		pubs:     publishes{m: make(map[*nats.Msg]*pub)},
 		rt:       newRetrier(),
 		acks:     ackQueue{kick: make(chan struct{}, 1)},
 	}
 	d.hooks = newCommandHooks(d)
 	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
-	js, err := jetstream.New(d.nc,
-		jetstream.WithPublishAsyncAckHandler(d.onPubAck),
-		jetstream.WithPublishAsyncErrHandler(d.onPubErr),
-		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout),
-		// The driver's own budget (d.sem) bounds the publishes in flight
-		// and wakes one waiting session at a time; nats.go's smaller
-		// default would stall thousands of read loops at once and fail
-		// those still stalled after 200 ms, to be published again.
-		jetstream.WithPublishAsyncMaxPending(opts.MaxInflightTotal),
-	)
+	// Events go through d.pb, not this context's async publisher.
+	js, err := jetstream.New(d.nc)
 	if err != nil {
 		return nil, fmt.Errorf("driver: jetstream context: %w", err)
 	}
 	d.js = js
+	d.pb = newPublisher(d, opts.MaxInflightTotal)
 	return d, nil
 }
 
@@ -142,11 +136,17 @@ func (d *Driver) Start(ctx context.Context) error {
 	}
 	d.ln = ln
 
+	if err := d.pb.start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("driver: start publisher: %w", err)
+	}
 	if err := d.hooks.start(d.bgCtx); err != nil {
 		ln.Close()
+		d.pb.stop()
 		return fmt.Errorf("driver: start hooks: %w", err)
 	}
-	d.bgWG.Add(4)
+	d.bgWG.Add(5)
+	go d.pb.loop()
 	go d.watchSessions()
 	go d.retryLoop()
 	go d.heartbeats()
@@ -155,12 +155,14 @@ func (d *Driver) Start(ctx context.Context) error {
 	if err := d.startService(); err != nil {
 		ln.Close()
 		d.bgStop()
+		d.pb.stop()
 		return err
 	}
 	if d.opts.HTTPListen != "" {
 		if err := d.startHTTP(); err != nil {
 			ln.Close()
 			d.bgStop()
+			d.pb.stop()
 			return err
 		}
 	}
@@ -297,6 +299,7 @@ func (d *Driver) Close() error {
 	d.bgStop() // presence work makes its current attempt, then gives up
 	d.presWG.Wait()
 	d.bgWG.Wait()
+	d.pb.stop()
 	var errs []error
 	if d.svc != nil {
 		if err := d.svc.Stop(); err != nil {

@@ -26,33 +26,82 @@ const (
 // event until JetStream confirms it, so that a failed publish is sent again
 // with the same message id.
 type pub struct {
-	msg    nats.Msg
+	msg    nats.Msg // Reply is set by each attempt (publisher.send)
 	s      *session
 	ticket uint64 // AckTracker ticket
 	state  pubState
 	sent   time.Time // last handed to nats.go; set only with Options.PublishLatency
+	buf    []byte    // encoding buffer, kept with the pooled pub
+	id     []string  // msg.Header's Nats-Msg-Id values, set without a map lookup
 }
 
-// publishes maps the messages handed to nats.go to their pub, for the
-// async PubAck and error handlers.
-type publishes struct {
-	mu sync.Mutex
-	m  map[*nats.Msg]*pub
+// pubWindow is a session's publishing state, allocated on its first
+// transaction (an idle session holds none); guarded by the session's mu
+// but for subjects, which only the read loop uses.
+type pubWindow struct {
+	ring     []*pub // by ticket % window
+	subjects [len(kindOf)]string
 }
 
-func (p *publishes) add(x *pub) {
-	p.mu.Lock()
-	p.m[&x.msg] = x
-	p.mu.Unlock()
+// subjectOf returns the event subject of transaction type t (of kind k),
+// built once per session and type.
+func (s *session) subjectOf(t scpbridge.TranType, k scpgate.Kind) string {
+	if int(t) >= len(s.win.subjects) {
+		return s.subject(k)
+	}
+	subj := s.win.subjects[t]
+	if subj == "" {
+		subj = s.subject(k)
+		s.win.subjects[t] = subj
+	}
+	return subj
 }
 
-func (p *publishes) take(m *nats.Msg) *pub {
-	p.mu.Lock()
-	x := p.m[m]
-	delete(p.m, m)
-	p.mu.Unlock()
-	return x
+// pubPool recycles pubs, with their header map and encoding buffer, once
+// JetStream confirmed them: nats.go copies what it sends, so nothing
+// else holds them by then.
+var pubPool = sync.Pool{New: func() any {
+	id := make([]string, 1)
+	return &pub{msg: nats.Msg{Header: nats.Header{jetstream.MsgIDHeader: id}}, id: id}
+}}
+
+// newPub returns a pub of session s from the pool.
+func newPub(s *session) *pub {
+	p := pubPool.Get().(*pub)
+	p.s = s
+	return p
 }
+
+// encode sets p's data and message id to those of ev.
+func (p *pub) encode(ev *scpgate.Event) bool {
+	p.id[0] = ev.ID
+	if b, ok := appendEvent(p.buf[:0], ev); ok {
+		p.buf = b
+		p.msg.Data = b
+		return true
+	}
+	b, err := EncodeEvent(ev) // what appendEvent leaves to encoding/json
+	if err != nil {
+		p.s.log.Error().Err(err).Msg("encode event")
+		return false
+	}
+	p.msg.Data = b
+	return true
+}
+
+// recycle returns a confirmed p to the pool. The caller holds the
+// session's mu and nothing else refers to p.
+func (p *pub) recycle() {
+	if cap(p.buf) > maxPooledEvent {
+		return
+	}
+	p.id[0] = ""
+	*p = pub{msg: nats.Msg{Header: p.msg.Header}, id: p.id, buf: p.buf[:0]}
+	pubPool.Put(p)
+}
+
+// maxPooledEvent is the largest encoding buffer kept in the pool.
+const maxPooledEvent = 1024
 
 // transaction publishes the transaction the read loop just decoded. It
 // waits (not reading the socket) while the session's window or the
@@ -70,62 +119,55 @@ func (s *session) transaction(now time.Time) bool {
 	}
 	if s.tracker == nil {
 		s.tracker = scpbridge.NewAckTracker(d.opts.MaxInflightPerSession)
-		s.ring = make([]*pub, d.opts.MaxInflightPerSession)
+		s.win = &pubWindow{ring: make([]*pub, d.opts.MaxInflightPerSession)}
 	}
-	full := s.tracker.Full()
+	room := d.opts.MaxInflightPerSession - s.tracker.Pending()
 	s.mu.Unlock()
 	stalled := false
-	for full {
+	if room == 0 {
+		s.releaseSpare() // the tokens this loop holds may serve others meanwhile
 		stalled = true
-		select {
-		case <-s.windowCh:
-		case <-s.ctx.Done():
-			return false
-		}
-		s.mu.Lock()
-		full = s.tracker.Full()
-		s.mu.Unlock()
-	}
-	select {
-	case d.sem <- struct{}{}:
-	default:
-		stalled = true
-		select {
-		case d.sem <- struct{}{}:
-		case <-s.ctx.Done():
+		if room = s.waitWindow(); room == 0 {
 			return false
 		}
 	}
+	if s.spare == 0 {
+		// Take tokens for the transactions already read as well, so that
+		// a stalled loop is woken once for several of them (see budget).
+		want := min(room, 1+s.bufferedFrames())
+		if s.spare = d.budget.tryAcquire(want); s.spare == 0 {
+			stalled = true
+			if s.spare = d.budget.acquire(s.ctx, want); s.spare == 0 {
+				return false
+			}
+		}
+	}
+	s.spare-- // this transaction's token
 	if stalled {
 		s.resumedAt = time.Now()
 	}
 
 	tx := &s.hs.Tx
 	ev := TransactionEvent(s.serial, s.epoch, tx, now, d.opts.ID)
-	data, err := EncodeEvent(&ev)
-	if err != nil { // cannot happen with these types; never ack what was not stored
-		<-d.sem
-		s.log.Error().Err(err).Msg("encode event")
+	p := newPub(s)
+	if !p.encode(&ev) { // cannot happen with these types; never ack what was not stored
+		d.budget.release(1)
 		s.close(scpgate.ReasonProtocolError, nil)
 		return false
 	}
-	p := &pub{s: s, msg: nats.Msg{
-		Subject: s.subject(ev.Kind),
-		Data:    data,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{ev.ID}},
-	}}
+	p.msg.Subject = s.subjectOf(tx.Type, ev.Kind)
 
-	connected := d.nc.IsConnected()
+	connected := d.pb.connected.Load()
 	s.mu.Lock()
 	ticket, ok := s.tracker.Add(tx.Seq)
 	if !ok || s.ended { // the decoder guarantees order and the window was checked
 		s.mu.Unlock()
-		<-d.sem
+		d.budget.release(1)
 		return false
 	}
 	p.ticket = ticket
 	s.nextTicket = ticket + 1
-	s.ring[ticket%uint64(len(s.ring))] = p
+	s.win.ring[ticket%uint64(len(s.win.ring))] = p
 	s.holding++
 	direct := !s.retrying && connected
 	if direct {
@@ -142,32 +184,66 @@ func (s *session) transaction(now time.Time) bool {
 	} else {
 		d.rt.schedule(s)
 	}
+	if s.bufferedFrames() == 0 {
+		// Nothing or part of a frame left: the loop waits for the socket
+		// next, without tokens taken ahead.
+		s.releaseSpare()
+	}
 	return true
 }
 
-// publish hands p to nats.go; a synchronous failure marks it for retry.
+// minTransactionFrame is about the smallest transaction frame (header and
+// payload), used to guess how many transactions a read buffer holds.
+const minTransactionFrame = scpbridge.HeaderLen + 16
+
+// bufferedFrames guesses how many more transactions the read buffer holds.
+func (s *session) bufferedFrames() int {
+	if s.rd == nil {
+		return 0
+	}
+	return s.rd.rd.Buffered() / minTransactionFrame
+}
+
+// waitWindow waits until the session's window has room and returns it,
+// or 0 when the session ended.
+func (s *session) waitWindow() int {
+	for {
+		select {
+		case <-s.windowCh:
+		case <-s.ctx.Done():
+			return 0
+		}
+		s.mu.Lock()
+		room := s.d.opts.MaxInflightPerSession - s.tracker.Pending()
+		s.mu.Unlock()
+		if room > 0 {
+			return room
+		}
+	}
+}
+
+// releaseSpare gives back the budget tokens the read loop took ahead.
+// Only the read loop (and finish, after it) calls it.
+func (s *session) releaseSpare() {
+	if s.spare > 0 {
+		s.d.budget.release(s.spare)
+		s.spare = 0
+	}
+}
+
+// publish sends p (see publisher); a failed write marks it for retry
+// and reports false.
 func (d *Driver) publish(p *pub) bool {
 	if d.opts.PublishLatency != nil {
 		p.sent = time.Now()
 	}
-	d.pubs.add(p)
-	if _, err := d.js.PublishMsgAsync(&p.msg); err != nil {
-		if d.pubs.take(&p.msg) != nil {
-			d.pubFailed(p, err)
-		}
-		return false
-	}
-	return true
+	return d.pb.send(p)
 }
 
-// onPubAck is the jetstream async ack handler: it runs on the ack
-// goroutine for every PubAck and must not block.
-func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubAck) {
-	p := d.pubs.take(m)
-	if p == nil {
-		return
-	}
-	if pa.Duplicate {
+// onPubAck handles the PubAck of p. It runs on the PubAck subscription's
+// goroutine and must not block.
+func (d *Driver) onPubAck(p *pub, duplicate bool) {
+	if duplicate {
 		d.stats.duplicates.Add(1)
 	}
 	d.stats.published.Add(1)
@@ -183,9 +259,10 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 	p.state = pubDone
 	s.holding--
 	s.confirms++
-	s.ring[p.ticket%uint64(len(s.ring))] = nil
+	s.win.ring[p.ticket%uint64(len(s.win.ring))] = nil
 	before := s.tracker.Pending()
 	seq, advanced := s.tracker.Confirm(p.ticket)
+	p.recycle() // nothing refers to p any more
 	now, later := false, false
 	if advanced {
 		s.ackSeq = seq
@@ -193,7 +270,7 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		now, later = s.ackDueLocked()
 	}
 	s.mu.Unlock()
-	<-d.sem
+	d.budget.release(1)
 	if later {
 		d.deferAck(s)
 	}
@@ -205,15 +282,6 @@ func (d *Driver) onPubAck(_ jetstream.JetStream, m *nats.Msg, pa *jetstream.PubA
 		case s.windowCh <- struct{}{}:
 		default:
 		}
-	}
-}
-
-// onPubErr is the jetstream async error handler (a PubAck timeout, an
-// error reply, or the connection dropping with publishes pending). It may
-// run with the publisher's lock held: it only marks and schedules.
-func (d *Driver) onPubErr(_ jetstream.JetStream, m *nats.Msg, err error) {
-	if p := d.pubs.take(m); p != nil {
-		d.pubFailed(p, err)
 	}
 }
 
@@ -229,9 +297,10 @@ func (d *Driver) pubFailed(p *pub, err error) {
 	p.state = pubFailed
 	first := !s.retrying
 	s.retrying = true
+	id := p.msg.Header.Get(jetstream.MsgIDHeader) // p may be sent again and recycled once s.mu is let go
 	s.mu.Unlock()
 	if first {
-		s.log.Warn().Err(err).Str("id", p.msg.Header.Get(jetstream.MsgIDHeader)).Msg("publish failed; will republish")
+		s.log.Warn().Err(err).Str("id", id).Msg("publish failed; will republish")
 	}
 	d.rt.schedule(s)
 }
@@ -240,15 +309,14 @@ func (d *Driver) pubFailed(p *pub, err error) {
 // when it ends. Its unconfirmed transactions are dropped here, not lost:
 // they were never acknowledged, so the controller sends them again.
 func (s *session) releasePublishes() {
+	s.releaseSpare()
 	s.mu.Lock()
 	n := s.holding
 	s.holding, s.ended = 0, true
-	for i := range s.ring {
-		s.ring[i] = nil
+	if s.win != nil {
+		clear(s.win.ring)
 	}
 	s.mu.Unlock()
-	for range n {
-		<-s.d.sem
-	}
+	s.d.budget.release(n)
 	s.d.rt.forget(s)
 }

@@ -121,7 +121,7 @@ func (d *Driver) republish(s *session) uint64 {
 		failedLeft := false
 		head := s.nextTicket - uint64(s.tracker.Pending())
 		for t := head; t < s.nextTicket; t++ {
-			p := s.ring[t%uint64(len(s.ring))]
+			p := s.win.ring[t%uint64(len(s.win.ring))]
 			switch {
 			case p == nil:
 			case p.state == pubQueued, first && p.state == pubFailed:

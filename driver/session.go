@@ -66,6 +66,7 @@ type session struct {
 	rd        *frameReader    // nil while idle (see readbuf.go)
 	raw       syscall.RawConn // nil when the socket cannot be waited on without a reader
 	resumedAt time.Time       // when the loop last resumed after waiting for the window
+	spare     int             // budget tokens taken ahead for transactions already read
 
 	lastWrite atomic.Int64  // unix ns of the last write, for heartbeats
 	burst     atomic.Bool   // the read loop holds more frames past the current one
@@ -75,7 +76,7 @@ type session struct {
 	mu sync.Mutex // guards the fields below
 	// publishing (see publish.go)
 	tracker    *scpbridge.AckTracker // allocated on the first transaction
-	ring       []*pub                // by ticket % window
+	win        *pubWindow            // allocated on the first transaction
 	nextTicket uint64
 	retrying   bool // failed or queued publishes wait for the retrier
 	holding    int  // unconfirmed pubs holding driver tokens
@@ -319,6 +320,9 @@ func (s *session) readLoop() {
 			return
 		}
 		s.releaseReader()
+		if s.rd == nil {
+			s.releaseSpare() // the read may wait: tokens taken ahead go back
+		}
 		h, p, err := s.next()
 		now := time.Now()
 		s.burst.Store(err == nil && s.rd.rd.Buffered() > 0)

@@ -34,6 +34,7 @@ type counters struct {
 	ackFrames    atomic.Uint64
 	pubErrors    atomic.Uint64
 	republished  atomic.Uint64
+	staleAcks    atomic.Uint64
 	deferred     atomic.Uint64
 	presenceErrs atomic.Uint64
 	unknown      atomic.Uint64
@@ -90,11 +91,16 @@ type Stats struct {
 	// Republished counts the retries.
 	PublishErrors uint64 `json:"publish_errors"`
 	Republished   uint64 `json:"republished"`
+	// StalePubAcks counts replies that matched no publish in flight: the
+	// PubAck of a publish already given up (timed out, or the connection
+	// dropped) and sent again, or a reply that was not for the driver.
+	StalePubAcks uint64 `json:"stale_pubacks"`
 	// EventsDeferred counts transactions read while a session was being
 	// drained: not published and not acknowledged, the controller sends
 	// them again to its next driver.
 	EventsDeferred uint64 `json:"events_deferred"`
-	// Inflight is the number of unconfirmed transactions now.
+	// Inflight is the number of unconfirmed transactions now, with the
+	// in-flight tokens read loops took ahead for what they already read.
 	Inflight int `json:"inflight"`
 	// PresenceErrors counts failed scp_sessions writes and presence
 	// publishes (each is retried while the driver runs).
@@ -126,8 +132,9 @@ func (d *Driver) Stats() Stats {
 		AckFrames:       c.ackFrames.Load(),
 		PublishErrors:   c.pubErrors.Load(),
 		Republished:     c.republished.Load(),
+		StalePubAcks:    c.staleAcks.Load(),
 		EventsDeferred:  c.deferred.Load(),
-		Inflight:        len(d.sem),
+		Inflight:        d.budget.inUse(),
 		PresenceErrors:  c.presenceErrs.Load(),
 		UnknownFrames:   c.unknown.Load(),
 	}

@@ -138,9 +138,18 @@ func (s *session) writeLoop() {
 // gets one ack per batch rather than one per PubAck (each a socket write
 // on both sides). A session with nothing more in flight is acknowledged at
 // once.
+//
+// While read loops wait for the driver's in-flight budget (a reconnect
+// storm), each controller's share of the throughput is a few dozen
+// transactions a second or less, too few for 50 ms to gather more than
+// one or two: the deferred acks then wait ackDelayStalled. Those
+// controllers are waiting for their backlogs to be read anyway; the
+// controller keeps its transactions until acknowledged and needs no
+// window of its own (docs/protocol.md, flow control).
 const (
-	ackBatch = 64
-	ackDelay = 50 * time.Millisecond
+	ackBatch        = 64
+	ackDelay        = 50 * time.Millisecond
+	ackDelayStalled = 250 * time.Millisecond
 )
 
 // ackDueLocked says whether the newest ack goes out now or is deferred
@@ -197,7 +206,11 @@ func (d *Driver) ackFlusher() {
 			return
 		case <-q.kick:
 		}
-		t.Reset(ackDelay)
+		delay := ackDelay
+		if d.budget.waiting() {
+			delay = ackDelayStalled
+		}
+		t.Reset(delay)
 		select {
 		case <-d.bgCtx.Done():
 			return
