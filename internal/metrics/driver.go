@@ -34,7 +34,7 @@ type driverCollector struct {
 	sessions, inflight, draining, delivering   *prometheus.Desc
 	connects, established, closes, rejects     *prometheus.Desc
 	received, published, duplicate, acked      *prometheus.Desc
-	ackFrames, pubErrors, republished          *prometheus.Desc
+	ackFrames, pubErrors, republished, stale   *prometheus.Desc
 	deferred, presenceErrors, unknownFrames    *prometheus.Desc
 	commands, cmdSent, cmdResent, cmdConflicts *prometheus.Desc
 	cmdUnknown, cmdDoorbells, cmdErrors        *prometheus.Desc
@@ -57,6 +57,7 @@ type driverCollector struct {
 //	scpgate_driver_ack_frames_total              ack frames sent
 //	scpgate_driver_publish_errors_total          failed publish attempts (retried)
 //	scpgate_driver_republished_total             publish retries
+//	scpgate_driver_stale_pubacks_total           PubAcks that came after their publish was given up
 //	scpgate_driver_events_deferred_total         transactions left to the next driver while draining
 //	scpgate_driver_presence_errors_total         failed presence writes (retried)
 //	scpgate_driver_unknown_frames_total          skipped frames of unknown types
@@ -89,6 +90,7 @@ func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
 		ackFrames:        desc("driver_ack_frames_total", "Ack frames sent to controllers."),
 		pubErrors:        desc("driver_publish_errors_total", "Failed publish attempts (each is retried)."),
 		republished:      desc("driver_republished_total", "Publish retries."),
+		stale:            desc("driver_stale_pubacks_total", "PubAcks that matched no publish in flight (it timed out or failed and was republished)."),
 		deferred:         desc("driver_events_deferred_total", "Transactions left for the next driver while draining."),
 		presenceErrors:   desc("driver_presence_errors_total", "Failed scp_sessions writes and presence publishes."),
 		unknownFrames:    desc("driver_unknown_frames_total", "Skipped frames of unknown types."),
@@ -108,7 +110,7 @@ func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
 func (c *driverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.sessions, c.inflight, c.draining, c.delivering, c.connects, c.established, c.closes, c.rejects,
-		c.received, c.published, c.duplicate, c.acked, c.ackFrames, c.pubErrors, c.republished,
+		c.received, c.published, c.duplicate, c.acked, c.ackFrames, c.pubErrors, c.republished, c.stale,
 		c.deferred, c.presenceErrors, c.unknownFrames, c.commands, c.cmdSent, c.cmdResent,
 		c.cmdConflicts, c.cmdUnknown, c.cmdDoorbells, c.cmdErrors,
 		c.cmdUnanswered, c.cmdTaken, c.cmdHintOverflows,
@@ -153,6 +155,7 @@ func (c *driverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.ackFrames, st.AckFrames)
 	counter(ch, c.pubErrors, st.PublishErrors)
 	counter(ch, c.republished, st.Republished)
+	counter(ch, c.stale, st.StalePubAcks)
 	counter(ch, c.deferred, st.EventsDeferred)
 	counter(ch, c.presenceErrors, st.PresenceErrors)
 	counter(ch, c.unknownFrames, st.UnknownFrames)
