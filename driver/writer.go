@@ -231,13 +231,22 @@ func (d *Driver) ackFlusher() {
 	}
 }
 
-// heartbeats pings, every heartbeat tick, the established sessions that
-// wrote nothing for a heartbeat interval: one loop per driver rather than
-// a timer per session, which idle sessions would each hold.
+// heartbeats pings the established sessions that wrote nothing for about a
+// heartbeat interval: one loop per driver rather than a timer per session,
+// which idle sessions would each hold.
+//
+// Each session is pinged a little early, by up to an eighth of the
+// interval, fixed per session: sessions that connected together (after a
+// restart, say) would otherwise be pinged in one burst every interval,
+// forever, and every burst of thousands of writes (and the controllers'
+// answers) delays whatever else the driver does at that moment. With
+// periods that differ, the pings spread evenly over the interval within a
+// few rounds.
 func (d *Driver) heartbeats() {
 	defer d.bgWG.Done()
 	hb := d.opts.Timing.Heartbeat
-	t := time.NewTicker(max(min(hb/5, time.Second), 10*time.Millisecond))
+	early := uint64(hb / 8)
+	t := time.NewTicker(max(min(hb/20, 250*time.Millisecond), 10*time.Millisecond))
 	defer t.Stop()
 	var due []*session
 	for {
@@ -248,7 +257,11 @@ func (d *Driver) heartbeats() {
 			silent := now.Add(-hb).UnixNano()
 			d.mu.Lock()
 			for _, s := range d.sessions {
-				if s.lastWrite.Load() <= silent {
+				skew := int64(0)
+				if early > 0 {
+					skew = int64(s.idNum % early)
+				}
+				if s.lastWrite.Load() <= silent+skew {
 					due = append(due, s)
 				}
 			}
