@@ -184,6 +184,10 @@ type cmdSession struct {
 	timerAt  time.Time
 	statuses []scpbridge.CommandStatus // received, not yet applied
 	dl       *delivery                 // nil until a command was pending; then owned by the running worker
+	// the cursor as read when the session first found its queue empty
+	// (curOK): the first command then skips that read (see load)
+	cur, curRev uint64
+	curOK       bool
 	// hints (commands_hints.go): commands of the serial from the hint
 	// consumer, not yet taken, ascending; tail, when not 0 and tailGen is
 	// the current hintGen, is the sequence from which they are complete.

@@ -30,6 +30,16 @@ type delivery struct {
 	fenced     bool // a cursor compare-and-set failed: send nothing
 	fencedAt   time.Time
 	undeleted  []uint64 // completed commands whose delete failed
+	// claim, when set, delivers the outcome of the cursor claim made
+	// while the first command went out (see load); commit waits for it.
+	claim chan claimResult
+}
+
+// claimResult is the outcome of a cursor claim: the new revision, or why
+// it failed.
+type claimResult struct {
+	rev uint64
+	err error
 }
 
 // entry is one command between read and commit.
@@ -105,6 +115,7 @@ func (h *commandHooks) probe(ctx context.Context, cs *cmdSession) *delivery {
 	}
 	if msg == nil {
 		cs.succeeded()
+		h.readCursor(ctx, cs)
 		return nil
 	}
 	cs.mu.Lock()
@@ -124,28 +135,73 @@ func (h *commandHooks) probe(ctx context.Context, cs *cmdSession) *delivery {
 	return dl
 }
 
+// readCursor reads the cursor of a session whose queue was found empty,
+// once, so that its first command does not wait for that read (see load).
+// A failure only leaves it to load.
+func (h *commandHooks) readCursor(ctx context.Context, cs *cmdSession) {
+	cs.mu.Lock()
+	skip := cs.curOK || !cs.sawEmpty
+	cs.mu.Unlock()
+	if skip {
+		return
+	}
+	cur, rev, err := h.getCursor(ctx, cs)
+	if err != nil {
+		return
+	}
+	cs.mu.Lock()
+	cs.cur, cs.curRev, cs.curOK = cur, rev, true
+	cs.mu.Unlock()
+}
+
+// getCursor reads the cursor of cs and its revision (0: no key).
+func (h *commandHooks) getCursor(ctx context.Context, cs *cmdSession) (cur, rev uint64, err error) {
+	octx, cancel := context.WithTimeout(ctx, h.opTimeout)
+	e, err := h.d.handles.Cursors.Get(octx, cs.s.serial)
+	cancel()
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return 0, 0, nil
+	case err != nil:
+		return 0, 0, fmt.Errorf("read cursor of %s: %w", cs.s.serial, err)
+	}
+	if cur, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
+		cs.s.log.Error().Str("value", string(e.Value())).Msg("unreadable command cursor; delivering from the start")
+		cur = 0
+	}
+	return cur, e.Revision(), nil
+}
+
 // load reads the cursor of cs and claims it: a write at the revision read
 // makes the compare-and-set of an older owner fail from now on. Commands
 // at or below the cursor are completed ones whose delete failed: they are
 // deleted now.
+//
+// A session that found its queue empty and read the cursor then (not
+// recovering: every command it finds now is new to every session) takes
+// that cursor and claims it while its first command goes out, instead of
+// reading and claiming first: commit waits for the claim. If another
+// session moved the cursor meanwhile the claim fails and this one is
+// fenced before it commits anything, as it would be at its first commit.
 func (h *commandHooks) load(ctx context.Context, cs *cmdSession, dl *delivery) error {
 	serial := cs.s.serial
-	kv := h.d.handles.Cursors
+	cs.mu.Lock()
+	cur, rev, cached := cs.cur, cs.curRev, cs.curOK && !dl.recovering
+	cs.curOK = false // used once; dl keeps the cursor from now on
+	cs.mu.Unlock()
+	if cached {
+		claim := make(chan claimResult, 1)
+		go func() {
+			r, err := h.casCursor(ctx, serial, cur, rev)
+			claim <- claimResult{r, err}
+		}()
+		dl.cursor, dl.rev, dl.next, dl.claim = cur, rev, cur+1, claim
+		return h.skipDone(ctx, cs, dl)
+	}
 	for range 3 {
-		octx, cancel := context.WithTimeout(ctx, h.opTimeout)
-		e, err := kv.Get(octx, serial)
-		cancel()
-		var cur, rev uint64
-		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-		case err != nil:
-			return fmt.Errorf("read cursor of %s: %w", serial, err)
-		default:
-			rev = e.Revision()
-			if cur, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
-				cs.s.log.Error().Str("value", string(e.Value())).Msg("unreadable command cursor; delivering from the start")
-				cur = 0
-			}
+		cur, rev, err := h.getCursor(ctx, cs)
+		if err != nil {
+			return err
 		}
 		newRev, err := h.casCursor(ctx, serial, cur, rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
@@ -155,16 +211,45 @@ func (h *commandHooks) load(ctx context.Context, cs *cmdSession, dl *delivery) e
 			return fmt.Errorf("claim cursor of %s: %w", serial, err)
 		}
 		dl.cursor, dl.rev, dl.next = cur, newRev, cur+1
-		for dl.peek != nil && dl.peek.Sequence <= cur {
-			seq := dl.peek.Sequence
-			h.deleteCommand(ctx, cs, dl, seq)
-			if dl.peek, err = h.fetch(ctx, serial, seq+1); err != nil {
-				return err
-			}
-		}
-		return nil
+		return h.skipDone(ctx, cs, dl)
 	}
 	return fmt.Errorf("claim cursor of %s: %w", serial, errClaimContended)
+}
+
+// skipDone deletes the commands at or below the cursor that dl.peek
+// names: completed ones whose delete failed.
+func (h *commandHooks) skipDone(ctx context.Context, cs *cmdSession, dl *delivery) error {
+	var err error
+	for dl.peek != nil && dl.peek.Sequence <= dl.cursor {
+		seq := dl.peek.Sequence
+		h.deleteCommand(ctx, cs, dl, seq)
+		if dl.peek, err = h.fetch(ctx, cs.s.serial, seq+1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitClaim takes the outcome of a claim made while the first command
+// went out. It reports false when the session must not commit: fenced
+// (the cursor moved under it) or the claim failed (err).
+func (h *commandHooks) awaitClaim(cs *cmdSession, dl *delivery) (bool, error) {
+	if dl.claim == nil {
+		return true, nil
+	}
+	r := <-dl.claim
+	dl.claim = nil
+	switch {
+	case errors.Is(r.err, jetstream.ErrKeyRevisionMismatch) || errors.Is(r.err, jetstream.ErrKeyExists):
+		h.fence(cs, dl, dl.cursor, r.err)
+		return false, nil
+	case r.err != nil:
+		// It may have been applied: the next compare-and-set at the old
+		// revision then fails and fences; if not, it succeeds.
+		return false, fmt.Errorf("claim cursor of %s: %w", cs.s.serial, r.err)
+	}
+	dl.rev = r.rev
+	return true, nil
 }
 
 // casCursor writes seq as the cursor of serial if its revision is still
@@ -232,6 +317,11 @@ func (h *commandHooks) commit(ctx context.Context, cs *cmdSession, dl *delivery)
 	dl.undeleted = nil
 	for _, seq := range retry {
 		h.deleteCommand(ctx, cs, dl, seq)
+	}
+	if len(dl.win) > 0 && dl.win[0].stored && !dl.fenced {
+		if ok, err := h.awaitClaim(cs, dl); !ok {
+			return err
+		}
 	}
 	for len(dl.win) > 0 && dl.win[0].stored && !dl.fenced {
 		e := dl.win[0]

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -182,4 +183,69 @@ func TestCommandFencedStaysStopped(t *testing.T) {
 	if val, _ := r.cursor(); val != "0" {
 		t.Errorf("cursor %s, want 0", val)
 	}
+}
+
+// hint hands the stored command at seq to the rig's session as the hint
+// consumer would.
+func (r *fenceRig) hint(seq uint64) {
+	r.t.Helper()
+	m, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq)
+	if err != nil {
+		r.t.Fatalf("read command %d: %v", seq, err)
+	}
+	r.cs.mu.Lock()
+	r.cs.hints = append(r.cs.hints, m)
+	r.cs.mu.Unlock()
+}
+
+// TestCommandClaimWhileSending: a session that found its queue empty at
+// start keeps the cursor it read then; its first command goes out before
+// the claim is confirmed, and the claim is awaited before the commit.
+// When another session moved the cursor in between, the claim fails and
+// the session is fenced without committing.
+func TestCommandClaimWhileSending(t *testing.T) {
+	t.Run("uncontended", func(t *testing.T) {
+		r := newFenceRig(t, "CLAIM1")
+		r.h.step(r.ctx, r.cs, false) // empty queue: reads the cursor
+		if !r.cs.curOK || r.cs.dl != nil {
+			t.Fatalf("after an empty first look: cursor kept %v, delivery %v; want kept, none", r.cs.curOK, r.cs.dl)
+		}
+		seq := r.store()
+		r.hint(seq)
+		r.h.step(r.ctx, r.cs, false)
+		if r.sent() != 1 || r.cs.dl == nil || r.cs.dl.claim == nil {
+			t.Fatalf("sent %d, delivery %v; want 1 sent with its claim pending", r.sent(), r.cs.dl)
+		}
+		r.cs.statuses = append(r.cs.statuses, scpbridge.CommandStatus{Tag: tagOf(seq), Status: scpbridge.StatusOK})
+		r.h.step(r.ctx, r.cs, false)
+		if val, _ := r.cursor(); val != strconv.FormatUint(seq, 10) {
+			t.Errorf("cursor %s, want %d", val, seq)
+		}
+		if n := r.h.stats.conflicts.Load(); n != 0 || r.cs.dl.fenced {
+			t.Errorf("conflicts %d, fenced %v; want none", n, r.cs.dl.fenced)
+		}
+	})
+	t.Run("contended", func(t *testing.T) {
+		r := newFenceRig(t, "CLAIM2")
+		r.h.step(r.ctx, r.cs, false)
+		// Another session claims the (absent) cursor after this one read it.
+		if _, err := r.h.d.handles.Cursors.Create(r.ctx, "CLAIM2", []byte("0")); err != nil {
+			t.Fatalf("claim by another session: %v", err)
+		}
+		_, claimed := r.cursor()
+		seq := r.store()
+		r.hint(seq)
+		r.h.step(r.ctx, r.cs, false)
+		r.cs.statuses = append(r.cs.statuses, scpbridge.CommandStatus{Tag: tagOf(seq), Status: scpbridge.StatusOK})
+		r.h.step(r.ctx, r.cs, false)
+		if n := r.h.stats.conflicts.Load(); n != 1 || !r.cs.dl.fenced {
+			t.Errorf("conflicts %d, fenced %v; want 1, fenced", n, r.cs.dl.fenced)
+		}
+		if val, rev := r.cursor(); val != "0" || rev != claimed {
+			t.Errorf("cursor %s at revision %d, want 0 at %d (unmoved)", val, rev, claimed)
+		}
+		if _, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq); err != nil {
+			t.Errorf("command %d deleted by the fenced session: %v", seq, err)
+		}
+	})
 }
