@@ -446,12 +446,7 @@ func TestCommandFleet(t *testing.T) {
 	tmpl.CommandLatency = 5 * time.Millisecond
 	f := sim.NewFleet(sim.FleetConfig{Controller: tmpl, Count: count, Ramp: 1000, SerialPrefix: "CF"})
 	runFleet(t, f)
-	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
-		if n := d.Stats().Sessions; n != count {
-			return fmt.Errorf("%d of %d sessions up", n, count)
-		}
-		return nil
-	})
+	waitSessions(t, d, count)
 
 	ids := make([][]string, count)
 	var wg sync.WaitGroup

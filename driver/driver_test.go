@@ -27,12 +27,7 @@ func TestFleetEventsStoredOnce(t *testing.T) {
 	f := sim.NewFleet(sim.FleetConfig{Controller: simConfig(d.Addr().String(), ""), Count: count, Ramp: 1000})
 	runFleet(t, f)
 	ctrls := f.Controllers()
-	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if n := d.Stats().Sessions; n != count {
-			return fmt.Errorf("%d sessions, want %d", n, count)
-		}
-		return nil
-	})
+	waitSessions(t, d, count)
 	for round := 0; round < 4; round++ {
 		for _, c := range ctrls {
 			c.Generate(each / 4)

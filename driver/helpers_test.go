@@ -107,6 +107,17 @@ func simConfig(target, serial string) sim.Config {
 }
 
 // runFleet runs f until the test ends or stop is called.
+// waitSessions waits until d holds n sessions.
+func waitSessions(t testing.TB, d *driver.Driver, n int) {
+	t.Helper()
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if got := d.Stats().Sessions; got != n {
+			return fmt.Errorf("driver %s holds %d sessions, want %d", d.ID(), got, n)
+		}
+		return nil
+	})
+}
+
 func runFleet(t testing.TB, f *sim.Fleet) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -191,12 +191,7 @@ func TestDrain(t *testing.T) {
 	if min := time.Duration(float64(count-1) / 100 * float64(time.Second)); took < min {
 		t.Errorf("drain took %s, below the %s the drain rate allows", took, min)
 	}
-	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if n := d2.Stats().Sessions; n != count {
-			return fmt.Errorf("driver 2 holds %d sessions, want %d", n, count)
-		}
-		return nil
-	})
+	waitSessions(t, d2, count)
 
 	f.SetRate(0)
 	ctrls := f.Controllers()
