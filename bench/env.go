@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/internal/embedded"
+	"github.com/scpgate/scpgate/sim"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -234,15 +234,7 @@ func (e *env) startFleet(ctx context.Context, spec fleetSpec) (*fleet, error) {
 // loopbackSource returns this run's loopback source address of child i
 // (127.<src>.<2+i>) when target is on IPv4 loopback, else "".
 func (e *env) loopbackSource(target string, i int) string {
-	host, _, err := net.SplitHostPort(target)
-	if err != nil {
-		return ""
-	}
-	if host == "localhost" {
-		host = "127.0.0.1"
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.To4() == nil || !ip.IsLoopback() || i > 200 {
+	if !sim.OnIPv4Loopback(target) || i > 200 {
 		return ""
 	}
 	return fmt.Sprintf("127.%d.%d.%d", e.src[0], e.src[1], 2+i)

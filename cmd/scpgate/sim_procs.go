@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -73,15 +72,7 @@ func btoi(b bool) int {
 // loopbackSource returns the source address child i dials from when the
 // target is on IPv4 loopback (127.0.0.2, 127.0.0.3, ...), else "".
 func loopbackSource(target string, i int) string {
-	host, _, err := net.SplitHostPort(target)
-	if err != nil {
-		return ""
-	}
-	if host == "localhost" {
-		host = "127.0.0.1"
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || ip.To4() == nil || !ip.IsLoopback() || i > 250 {
+	if !sim.OnIPv4Loopback(target) || i > 250 {
 		return ""
 	}
 	return fmt.Sprintf("127.0.0.%d", 2+i)
