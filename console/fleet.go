@@ -31,10 +31,10 @@ type Fleet struct {
 	Controllers []Controller `json:"controllers"` // the page asked for, by serial
 	// Matched counts the controllers that match the query; Controllers
 	// holds at most the limit of them.
-	Matched int          `json:"matched"`
-	Streams []Stream     `json:"streams"`
-	Ingest  []IngestLag  `json:"ingest"`
-	Errors  []string     `json:"errors,omitempty"` // what could not be read; the rest is still there
+	Matched int         `json:"matched"`
+	Streams []Stream    `json:"streams"`
+	Ingest  []IngestLag `json:"ingest"`
+	Errors  []string    `json:"errors,omitempty"` // what could not be read; the rest is still there
 }
 
 // Driver is one running driver, from its micro service info and stats.
