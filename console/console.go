@@ -1,9 +1,11 @@
 // Package console is the operator's web console: a few static pages
 // (HTML, CSS and JavaScript modules embedded in the binary, no build step
-// and nothing fetched from elsewhere) and one JSON endpoint of its own,
-// /console/api/fleet, that gathers over NATS what no other API serves:
-// the drivers, the controllers known and which driver holds each, the
-// streams and the ingest lag.
+// and nothing fetched from elsewhere) and two JSON endpoints of its own
+// that read over NATS what no other API serves: /console/api/fleet (the
+// drivers, the controllers known and which driver holds each, the
+// streams and the ingest lag) and
+// /console/api/controllers/{serial}/commands (a controller's latest
+// command status records).
 //
 // Everything else the pages show comes from the existing HTTP APIs of the
 // commander (/v1/controllers, /v1/commands) and of ingest (state and
@@ -71,13 +73,14 @@ func New(opts Options) *Console {
 
 // Rules are the scopes of the console's routes, for auth.Protect: the
 // static pages are open (they hold no data and ask for a token when an API
-// needs one); the fleet view needs commands:read, like the commander's
-// controller list.
+// needs one); the fleet view and a controller's recent commands need
+// commands:read, like the commander's controller list.
 func Rules() []auth.Rule {
 	return []auth.Rule{
 		{Pattern: "GET /{$}", Scope: ""},
 		{Pattern: "GET " + Prefix, Scope: ""},
 		{Pattern: "GET " + Prefix + "api/fleet", Scope: auth.ScopeCommandsRead},
+		{Pattern: "GET " + Prefix + "api/controllers/{serial}/commands", Scope: auth.ScopeCommandsRead},
 	}
 }
 
@@ -86,6 +89,7 @@ func Rules() []auth.Rule {
 func (c *Console) Register(mux *http.ServeMux) {
 	mux.Handle("GET "+Prefix, c.Pages())
 	mux.HandleFunc("GET "+Prefix+"api/fleet", c.serveFleet)
+	mux.HandleFunc("GET "+Prefix+"api/controllers/{serial}/commands", c.serveCommands)
 	mux.Handle("GET /{$}", http.RedirectHandler(Prefix, http.StatusFound))
 }
 

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/commands"
 	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
@@ -147,6 +149,58 @@ func TestFleet(t *testing.T) {
 	for _, query := range []string{"?limit=0", "?limit=x", "?status=idle"} {
 		if code, body, _ := get(t, srv.URL, "/console/api/fleet"+query); code != http.StatusBadRequest {
 			t.Errorf("fleet%s: got %d %s, want 400", query, code, body)
+		}
+	}
+}
+
+// TestRecentCommands lists a controller's status records, newest first,
+// and no other controller's.
+func TestRecentCommands(t *testing.T) {
+	s := natstest.RunServer(t)
+	nc := natstest.Connect(t, s)
+	js := natstest.JetStream(t, nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := streams.Ensure(ctx, js, streams.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []commands.Record{
+		{ID: "C1.1", Controller: "C1", Type: scpgate.CmdIDRequest, Status: scpgate.StatusOK, Seq: 1},
+		{ID: "C1.7", Controller: "C1", Type: scpgate.CmdMomentaryUnlock, Status: scpgate.StatusNAK, Reason: "out_of_range", Seq: 7},
+		{ID: "C10.3", Controller: "C10", Type: scpgate.CmdReset, Status: scpgate.StatusOK, Seq: 3},
+	} {
+		b, _ := json.Marshal(rec)
+		if _, err := h.CommandStatus.Put(ctx, rec.ID, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	console.New(console.Options{NC: nc, Log: testLog(t)}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for query, want := range map[string]string{
+		"C1/commands":         "[C1.7 nak C1.1 ok]",
+		"C1/commands?limit=1": "[C1.7 nak]",
+		"C10/commands":        "[C10.3 ok]",
+		"C2/commands":         "[]",
+	} {
+		code, body, _ := get(t, srv.URL, "/console/api/controllers/"+query)
+		var list console.CommandList
+		if err := json.Unmarshal([]byte(body), &list); err != nil || code != http.StatusOK {
+			t.Fatalf("%s: %d %s", query, code, body)
+		}
+		got := []string{}
+		for _, r := range list.Commands {
+			got = append(got, r.ID, string(r.Status))
+		}
+		if fmt.Sprint(got) != want {
+			t.Errorf("%s: got %v, want %s", query, got, want)
+		}
+	}
+	for _, query := range []string{"C1/commands?limit=0", "bad%20serial/commands"} {
+		if code, body, _ := get(t, srv.URL, "/console/api/controllers/"+query); code != http.StatusBadRequest {
+			t.Errorf("%s: got %d %s, want 400", query, code, body)
 		}
 	}
 }

@@ -38,8 +38,8 @@ func chromiumPath(t *testing.T) string {
 // drives the web console in a headless Chromium as an operator would:
 // the page asks for the token, the fleet view lists the controllers, a
 // search by serial finds one, a momentary unlock sent from its page ends
-// "ok" on the page, and the command API agrees. The token never reaches
-// the logs. With SCPGATE_TEST_SCREENSHOTS=DIR the pages are saved there.
+// "ok" on the page, and the command API agrees; a command the application
+// sends shows among the recent commands. The token never reaches the logs. With SCPGATE_TEST_SCREENSHOTS=DIR the pages are saved there.
 func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the whole system and a browser")
@@ -179,6 +179,16 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("command id on the page: %v", err)
 	}
+	// A command from another sender (the application) shows among the
+	// recent ones too.
+	req, _ := http.NewRequest(http.MethodPost, base+"/v1/controllers/"+serial+"/commands?wait=10s", strings.NewReader(`{"type":"id_request"}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	var sub struct{}
+	if err := doJSON(req, &sub); err != nil {
+		t.Fatalf("id_request through the API: %v", err)
+	}
+	step("another sender's command among the recent ones",
+		waitJS(`[...document.querySelectorAll("#recent tr")].some((r) => r.textContent.includes("id_request") && r.querySelector('[data-status="ok"]'))`))
 	shot("controller")
 
 	var rec struct {

@@ -49,19 +49,25 @@ export function controllerView(root, serial) {
     h("section", {}, h("h2", {}, "Events ", h("span", { class: "muted small" }, "live, newest first")),
       table(["Time", "Kind", "Code", "Source", "Detail"], eventsBody)));
 
-  // Recent commands: those sent from this tab, refreshed until final.
+  // Recent commands: the controller's status records (commands a driver
+  // took up, from any sender) and those sent from this tab, which may
+  // still be queued; those are refreshed until final.
   const key = "scpgate.recent." + serial;
-  let recent = JSON.parse(sessionStorage.getItem(key) || "[]");
-  const save = () => sessionStorage.setItem(key, JSON.stringify(recent.slice(0, 20)));
-  const showRecent = () => rows(recentBody, recent, (c) => h("tr", {},
-    h("td", {}, time(c.created)), h("td", {}, c.type), h("td", {}, status(c.status)),
-    h("td", { class: "small" }, [c.reason, c.detail].filter(Boolean).join(": "))), "None sent from here yet.");
+  let local = JSON.parse(sessionStorage.getItem(key) || "[]");
+  let server = [];
+  const showRecent = () => {
+    const byId = new Map(local.map((c) => [c.id, c]));
+    for (const c of server) byId.set(c.id, c);
+    const all = [...byId.values()].sort((a, b) => (b.seq || 0) - (a.seq || 0)).slice(0, 20);
+    rows(recentBody, all, (c) => h("tr", {},
+      h("td", {}, time(c.created)), h("td", {}, c.type), h("td", {}, status(c.status)),
+      h("td", { class: "small" }, [c.reason, c.detail].filter(Boolean).join(": "))), "No command yet.");
+  };
   showRecent();
   const remember = (rec) => {
-    const i = recent.findIndex((c) => c.id === rec.id);
-    const c = { id: rec.id, type: rec.type, status: rec.status, reason: rec.reason, detail: rec.detail, created: rec.created };
-    if (i >= 0) recent[i] = c; else recent.unshift(c);
-    save();
+    const c = { id: rec.id, seq: rec.seq, type: rec.type, status: rec.status, reason: rec.reason, detail: rec.detail, created: rec.created };
+    local = [c, ...local.filter((x) => x.id !== c.id)].slice(0, 20);
+    sessionStorage.setItem(key, JSON.stringify(local));
     showRecent();
   };
 
@@ -115,9 +121,12 @@ export function controllerView(root, serial) {
     rows(outputs, st.outputs || [], (o) => h("tr", {}, h("td", {}, o.output), h("td", {}, pill(o.code || (o.on ? "on" : "off"), true))), "No output state yet.");
   };
   const refreshRecent = async () => {
-    for (const c of recent.filter((c) => !FINAL.has(c.status)).slice(0, 5)) {
+    server = (await get(`/console/api/controllers/${serial}/commands?limit=20`)).commands;
+    const known = new Set(server.map((c) => c.id));
+    for (const c of local.filter((c) => !FINAL.has(c.status) && !known.has(c.id)).slice(0, 5)) {
       remember(await get(`/v1/commands/${c.id}`));
     }
+    showRecent();
   };
 
   // The event tail polls for events at or after the newest one shown and
@@ -152,7 +161,7 @@ export function controllerView(root, serial) {
     every(3000, guard("presence", refreshPresence)),
     every(3000, guard("state", refreshState)),
     every(2000, guard("events", refreshEvents)),
-    every(2000, guard("commands", refreshRecent)),
+    every(3000, guard("commands", refreshRecent)),
   ];
   return () => stops.forEach((s) => s());
 }

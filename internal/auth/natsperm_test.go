@@ -353,7 +353,8 @@ func vendorApp(ctx context.Context, t *testing.T, r *roleConn) {
 
 // consoleFleet reads the web console's fleet view as the commander, which
 // serves it, with an ingest consumer behind (so its lag needs the oldest
-// pending message): every part of it is readable.
+// pending message): every part of it is readable; so are the recent
+// commands of a controller.
 func consoleFleet(ctx context.Context, t *testing.T, r *roleConn, c *sim.Controller) {
 	t.Helper()
 	c.Generate(5)
@@ -377,5 +378,11 @@ func consoleFleet(ctx context.Context, t *testing.T, r *roleConn, c *sim.Control
 	}
 	if len(f.Drivers) != 1 || f.Drivers[0].ID != "perm-d" || f.Online != 1 || len(f.Streams) != 3 || len(f.Ingest) != 2 {
 		t.Errorf("fleet as commander: %+v, want perm-d holding PERM1, 3 streams, 2 lags", f)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/console/api/controllers/PERM1/commands", nil))
+	var list console.CommandList
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || rec.Code != http.StatusOK || len(list.Commands) != 1 {
+		t.Errorf("recent commands as commander: %d %s, want the one command", rec.Code, rec.Body)
 	}
 }
