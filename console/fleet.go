@@ -218,8 +218,21 @@ func (fc *fleetCache) gather(ctx context.Context) (*snapshot, error) {
 func (fc *fleetCache) drivers(ctx context.Context) ([]Driver, error) {
 	nc := fc.opts.NC
 	byInstance := map[string]*Driver{}
+	// Info and stats are asked at once: both answers arrive within one
+	// wait.
 	infoSubj, _ := micro.ControlSubject(micro.InfoVerb, driver.ServiceName, "")
+	statsSubj, _ := micro.ControlSubject(micro.StatsVerb, driver.ServiceName, "")
+	var (
+		stats    [][]byte
+		statsErr error
+		wg       sync.WaitGroup
+	)
+	wg.Go(func() { stats, statsErr = gather(ctx, nc, statsSubj, fc.opts.Wait) })
 	infos, err := gather(ctx, nc, infoSubj, fc.opts.Wait)
+	wg.Wait()
+	if err == nil {
+		err = statsErr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -228,11 +241,6 @@ func (fc *fleetCache) drivers(ctx context.Context) ([]Driver, error) {
 		if json.Unmarshal(b, &info) == nil && info.ID != "" {
 			byInstance[info.ID] = &Driver{ID: info.Metadata["id"], Instance: info.ID, ControllerAddr: info.Metadata["controller_addr"]}
 		}
-	}
-	statsSubj, _ := micro.ControlSubject(micro.StatsVerb, driver.ServiceName, "")
-	stats, err := gather(ctx, nc, statsSubj, fc.opts.Wait)
-	if err != nil {
-		return nil, err
 	}
 	for _, b := range stats {
 		var ms micro.Stats

@@ -23,8 +23,10 @@ export class ApiError extends Error {
 }
 
 let asking = null; // the pending token prompt, shared by concurrent calls
+let declined = false; // the operator cancelled the prompt: do not ask again on every poll
 
-// askToken opens the token dialog once and resolves when it closes.
+// askToken opens the token dialog once and resolves when it closes, true
+// when a token was given.
 export function askToken(why) {
   if (asking) return asking;
   const dlg = document.getElementById("token-dialog");
@@ -35,6 +37,7 @@ export function askToken(why) {
     dlg.addEventListener("close", () => {
       if (dlg.returnValue === "save" && input.value.trim()) setToken(input.value.trim());
       if (dlg.returnValue === "clear") setToken("");
+      declined = dlg.returnValue !== "save";
       input.value = "";
       asking = null;
       resolve(dlg.returnValue === "save");
@@ -58,7 +61,7 @@ export async function call(path, init = {}, retried = false) {
   if (text) {
     try { body = JSON.parse(text); } catch { body = { error: text.trim() }; }
   }
-  if (resp.status === 401 && !retried) {
+  if (resp.status === 401 && !retried && !declined) {
     const why = t ? "The token was refused; enter another." : "The API needs a bearer token.";
     if (await askToken(why)) return call(path, init, true);
   }

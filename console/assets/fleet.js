@@ -16,18 +16,19 @@ export function fleetView(root) {
   const lagBody = h("tbody");
   const errors = h("div", { class: "errors", role: "alert" });
 
+  // The short tables first; the controllers, which may be thousands, last.
   root.append(
     errors, summary,
-    h("section", {},
-      h("div", { class: "bar" }, h("h2", {}, "Controllers"), search, status, matched),
-      h("table", {}, h("thead", {}, h("tr", {}, ["Serial", "State", "Driver", "Remote", "Since", "Last seen"].map((t) => h("th", {}, t)))), ctrlBody)),
     h("div", { class: "two" },
       h("section", {}, h("h2", {}, "Drivers"),
         h("table", {}, h("thead", {}, h("tr", {}, ["Driver", "Controller address", "Sessions", "Events/s", "In flight", "State"].map((t) => h("th", {}, t)))), drvBody)),
       h("section", {}, h("h2", {}, "Streams"),
         h("table", {}, h("thead", {}, h("tr", {}, ["Stream", "Messages", "Size", "Consumers"].map((t) => h("th", {}, t)))), strBody),
         h("h2", {}, "Ingest"),
-        h("table", {}, h("thead", {}, h("tr", {}, ["Stream", "Pending", "Behind"].map((t) => h("th", {}, t)))), lagBody))));
+        h("table", {}, h("thead", {}, h("tr", {}, ["Stream", "Pending", "Behind"].map((t) => h("th", {}, t)))), lagBody))),
+    h("section", {},
+      h("div", { class: "bar" }, h("h2", {}, "Controllers"), search, status, matched),
+      h("table", {}, h("thead", {}, h("tr", {}, ["Serial", "State", "Driver", "Remote", "Since", "Last seen"].map((t) => h("th", {}, t)))), ctrlBody)));
 
   let timer = null;
   const refresh = async () => {
@@ -77,7 +78,7 @@ export function fleetView(root) {
     if (e.key === "Enter" && links.length === 1) location.hash = links[0].getAttribute("href");
   });
   timer = every(3000, refresh);
-  search.focus();
+  search.focus({ preventScroll: true });
   return () => { timer(); clearTimeout(debounce); };
 }
 
