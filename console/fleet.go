@@ -50,9 +50,10 @@ type Driver struct {
 }
 
 // Controller is one controller of the fleet view: the legacy `ps` title
-// line (serial, driver, remote address, since when).
+// line (serial, driver, remote address, since when). Its serial is named
+// "controller" in JSON, as in every new document.
 type Controller struct {
-	Serial   string    `json:"serial"`
+	Serial   string    `json:"controller"`
 	Online   bool      `json:"online"`
 	Driver   string    `json:"driver,omitempty"`
 	Remote   string    `json:"remote,omitempty"`

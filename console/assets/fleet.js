@@ -51,7 +51,7 @@ export function fleetView(root) {
       card("lag", behind.toFixed(1) + " s", "ingest behind", behind > 30 ? "warn" : ""));
     matched.textContent = f.matched > f.controllers.length ? `${f.controllers.length} of ${num(f.matched)} shown` : `${num(f.matched)} shown`;
     rows(ctrlBody, f.controllers, (c) => h("tr", {},
-      h("td", {}, h("a", { href: "#/c/" + c.serial, dataset: { serial: c.serial } }, c.serial)),
+      h("td", {}, h("a", { href: "#/c/" + c.controller, dataset: { serial: c.controller } }, c.controller)),
       h("td", {}, badge(c.online, "online", "offline")),
       h("td", {}, c.driver || ""),
       h("td", { class: "mono" }, c.remote || ""),
