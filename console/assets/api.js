@@ -25,6 +25,12 @@ export class ApiError extends Error {
 let asking = null; // the pending token prompt, shared by concurrent calls
 let declined = false; // the operator cancelled the prompt: do not ask again on every poll
 
+// Forget and Cancel close the dialog without submitting its form, so that
+// Enter in the field always means "Use token".
+for (const b of document.querySelectorAll('#token-form button[type="button"]')) {
+  b.addEventListener("click", () => document.getElementById("token-dialog").close(b.value));
+}
+
 // askToken opens the token dialog once and resolves when it closes, true
 // when a token was given.
 export function askToken(why) {
