@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/internal/auth"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
@@ -17,11 +19,13 @@ import (
 
 // commanderConfig is the environment of `scpgate commander` (prefix SCPGATE_).
 type commanderConfig struct {
-	HTTPListen string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the command HTTP API"`
-	DefaultTTL time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" desc:"TTL of a command that names none"`
-	MaxTTL     time.Duration `envconfig:"COMMAND_MAX_TTL" default:"168h" desc:"longest TTL accepted (keep within COMMANDS_MAX_AGE)"`
-	MaxWait    time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" desc:"longest ?wait= a submission may ask for"`
-	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the command HTTP API"`
+	DefaultTTL       time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" desc:"TTL of a command that names none"`
+	MaxTTL           time.Duration `envconfig:"COMMAND_MAX_TTL" default:"168h" desc:"longest TTL accepted (keep within COMMANDS_MAX_AGE)"`
+	MaxWait          time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" desc:"longest ?wait= a submission may ask for"`
+	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	Console          bool          `envconfig:"CONSOLE" default:"true" desc:"serve the web console at /console/"`
+	ConsoleIngestURL string        `envconfig:"CONSOLE_INGEST_URL" desc:"ingest HTTP API (http://ingest:8081) the console's controller page reads state and events from, through the commander"`
 	StreamsEnv
 	APIAuthEnv
 }
@@ -42,7 +46,13 @@ environment (below); flags override it.
 With SCPGATE_API_TOKENS (or SCPGATE_API_TOKENS_FILE) every HTTP request
 needs "Authorization: Bearer <token>": submitting takes scope
 commands:write, reading commands and controllers commands:read (admin
-grants all). /healthz, /readyz and /metrics (Prometheus) stay open.`,
+grants all). /healthz, /readyz and /metrics (Prometheus) stay open.
+
+The web console is served at /console/ (unless SCPGATE_CONSOLE=false),
+with the same tokens; its controller page reads state and events from
+ingest through SCPGATE_CONSOLE_INGEST_URL. Its fleet view asks NATS for
+the drivers, the state bucket and the ingest consumer's lag (permissions
+of the commander user in deploy/nats/auth.conf).`,
 		run: runCommander,
 	})
 }
@@ -84,7 +94,7 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := commanderHTTP(svc, nc, authn)
+	h, err := commanderHTTP(svc, nc, authn, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -102,8 +112,10 @@ func runCommander(ctx context.Context, args []string) error {
 }
 
 // commanderHTTP returns the HTTP handler of the commander: the command API
-// behind authn, /healthz, /readyz (NATS connected) and /metrics.
-func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator) (http.Handler, error) {
+// behind authn, /healthz, /readyz (NATS connected), /metrics and, unless
+// cfg.Console is off, the web console (with the ingest API passed on to
+// cfg.ConsoleIngestURL when set).
+func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator, cfg commanderConfig, log zerolog.Logger) (http.Handler, error) {
 	reg := metrics.NewRegistry()
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -125,5 +137,17 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", metrics.Handler(reg))
-	return hm.Wrap(authn.Protect(mux, auth.CommanderRules()...)), nil
+	rules := auth.CommanderRules()
+	if cfg.Console {
+		clog := log.With().Str("component", "console").Logger()
+		console.New(console.Options{NC: nc, Log: clog}).Register(mux)
+		rules = append(rules, console.Rules()...)
+		if cfg.ConsoleIngestURL != "" {
+			if err := console.RegisterIngestProxy(mux, cfg.ConsoleIngestURL, clog); err != nil {
+				return nil, err
+			}
+			rules = append(rules, auth.IngestRules()...)
+		}
+	}
+	return hm.Wrap(authn.Protect(mux, rules...)), nil
 }

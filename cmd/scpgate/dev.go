@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/auth"
@@ -37,7 +38,8 @@ on 127.0.0.1:4222 so the nats CLI can look in), a driver on :3001, ingest
 into SQLite (--data/scpgate.db), the command API, and with --sim N a fleet
 of N simulated controllers connected to the driver. One HTTP server on
 :8080 serves /healthz, /readyz, /stats, /metrics and the query and command
-APIs (open, unless SCPGATE_API_TOKENS or SCPGATE_API_TOKENS_FILE is set).
+APIs (open, unless SCPGATE_API_TOKENS or SCPGATE_API_TOKENS_FILE is set),
+and the web console at http://localhost:8080/console/.
 Every few seconds one status line shows controllers online, events/s and
 stream messages. Ctrl-C stops everything cleanly; data survives a restart.
 
@@ -166,7 +168,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	handler, err := devHTTP(reg, d, cmdr, ing, nc, authn)
+	handler, err := devHTTP(reg, d, cmdr, ing, nc, authn, log)
 	if err != nil {
 		return err
 	}
@@ -209,10 +211,10 @@ func runDev(ctx context.Context, args []string) error {
 	return nil
 }
 
-// devHTTP returns the handler of the one HTTP server of dev: devMux and
-// /metrics behind authn (the driver's /stats needs an admin token when
+// devHTTP returns the handler of the one HTTP server of dev: devMux,
+// /metrics and the web console (at /console/) behind authn (the driver's /stats needs an admin token when
 // tokens are configured), counted in reg.
-func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, ing *ingest.Service, nc *nats.Conn, authn *auth.Authenticator) (http.Handler, error) {
+func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, ing *ingest.Service, nc *nats.Conn, authn *auth.Authenticator, log zerolog.Logger) (http.Handler, error) {
 	if err := registerDriverMetrics(reg, d, nc, nil); err != nil {
 		return nil, err
 	}
@@ -225,7 +227,9 @@ func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, i
 	}
 	mux := devMux(d, c, ing)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
-	return hm.Wrap(authn.Protect(mux, append(auth.CommanderRules(), auth.IngestRules()...)...)), nil
+	console.New(console.Options{NC: nc, Log: log.With().Str("role", "console").Logger()}).Register(mux)
+	rules := append(append(auth.CommanderRules(), auth.IngestRules()...), console.Rules()...)
+	return hm.Wrap(authn.Protect(mux, rules...)), nil
 }
 
 // devMux routes one HTTP server to the driver (/healthz, /readyz, /stats),

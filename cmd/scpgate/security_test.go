@@ -199,10 +199,6 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Close()
-	ch, err := commanderHTTP(svc, nc, authn)
-	if err != nil {
-		t.Fatal(err)
-	}
 	store, err := sqlite.Open(filepath.Join(t.TempDir(), "api.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -213,6 +209,14 @@ func TestAPITokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	ih, err := ingestHTTP(ing, nc, time.Minute, authn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The commander serves the console and passes its ingest reads on.
+	ingestSrv := httptest.NewServer(ih)
+	defer ingestSrv.Close()
+	env.ConsoleIngestURL = ingestSrv.URL
+	ch, err := commanderHTTP(svc, nc, authn, env, quietLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,6 +241,15 @@ func TestAPITokens(t *testing.T) {
 		{ih, "GET", "/v1/events?controller=C1", writer, "", 403},
 		{ih, "GET", "/v1/events?controller=C1", events, "", 200},
 		{ih, "GET", "/healthz", "", "", 200},
+		{ch, "GET", "/", "", "", 302},
+		{ch, "GET", "/console/", "", "", 200},
+		{ch, "GET", "/console/app.js", "", "", 200},
+		{ch, "GET", "/console/api/fleet", "", "", 401},
+		{ch, "GET", "/console/api/fleet", events, "", 403},
+		{ch, "GET", "/console/api/fleet", reader, "", 200},
+		{ch, "GET", "/v1/controllers/C1/state", writer, "", 403},
+		{ch, "GET", "/v1/controllers/C1/state", events, "", 404}, // ingest's answer: no state of C1
+		{ch, "GET", "/v1/controllers/C1/events", events, "", 200},
 	} {
 		if code, body := request(tc.h, tc.method, tc.path, tc.token, tc.body); code != tc.want {
 			t.Errorf("%s %s with %q: got %d %s, want %d", tc.method, tc.path, tc.token, code, body, tc.want)

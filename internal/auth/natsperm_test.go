@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/natstest"
@@ -249,6 +252,7 @@ func TestNATSPermissions(t *testing.T) {
 		t.Errorf("driver sessions as ops: %v", err)
 	}
 
+	consoleFleet(ctx, t, cmd, c)
 	vendorApp(ctx, t, vnd)
 
 	for user, r := range map[string]*roleConn{"driver": drv, "ingest": ing, "commander": cmd, "ops": ops, "vendor": vnd} {
@@ -344,5 +348,41 @@ func vendorApp(ctx context.Context, t *testing.T, r *roleConn) {
 	}
 	if _, err := kv.Get(ctx, "PERM1"); err != nil {
 		t.Errorf("read state of PERM1 as vendor: %v", err)
+	}
+}
+
+// consoleFleet reads the web console's fleet view as the commander, which
+// serves it, with an ingest consumer behind (so its lag needs the oldest
+// pending message): every part of it is readable; so are the recent
+// commands of a controller.
+func consoleFleet(ctx context.Context, t *testing.T, r *roleConn, c *sim.Controller) {
+	t.Helper()
+	c.Generate(5)
+	mux := http.NewServeMux()
+	console.New(console.Options{NC: r.nc, CacheFor: time.Nanosecond, Log: testLog(t)}).Register(mux)
+	var f console.Fleet
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/console/api/fleet", nil))
+		f = console.Fleet{}
+		if err := json.Unmarshal(rec.Body.Bytes(), &f); err != nil || rec.Code != http.StatusOK {
+			return fmt.Errorf("fleet as commander: %d %s", rec.Code, rec.Body)
+		}
+		if len(f.Ingest) == 0 || f.Ingest[0].Pending == 0 {
+			return fmt.Errorf("fleet as commander: ingest lag %+v, want events pending", f.Ingest)
+		}
+		return nil
+	})
+	if len(f.Errors) > 0 {
+		t.Errorf("fleet as commander: %q", f.Errors)
+	}
+	if len(f.Drivers) != 1 || f.Drivers[0].ID != "perm-d" || f.Online != 1 || len(f.Streams) != 3 || len(f.Ingest) != 2 {
+		t.Errorf("fleet as commander: %+v, want perm-d holding PERM1, 3 streams, 2 lags", f)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/console/api/controllers/PERM1/commands", nil))
+	var list console.CommandList
+	if err := json.Unmarshal(rec.Body.Bytes(), &list); err != nil || rec.Code != http.StatusOK || len(list.Commands) != 1 {
+		t.Errorf("recent commands as commander: %d %s, want the one command", rec.Code, rec.Body)
 	}
 }
