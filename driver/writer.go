@@ -231,7 +231,7 @@ func (d *Driver) ackFlusher() {
 	}
 }
 
-// heartbeats pings the established sessions that wrote nothing for about a
+// heartbeats pings the welcomed sessions that wrote nothing for about a
 // heartbeat interval: one loop per driver rather than a timer per session,
 // which idle sessions would each hold.
 //
@@ -257,6 +257,9 @@ func (d *Driver) heartbeats() {
 			silent := now.Add(-hb).UnixNano()
 			d.mu.Lock()
 			for _, s := range d.sessions {
+				if !s.welcomed.Load() {
+					continue // its first frame must be the welcome
+				}
 				skew := int64(0)
 				if early > 0 {
 					skew = int64(s.idNum % early)
