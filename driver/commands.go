@@ -82,6 +82,9 @@ type CommandStats struct {
 	// within Options.CommandAnswerTimeout; they end failed, reason
 	// "unanswered" (and are counted in Failed too).
 	Unanswered uint64 `json:"unanswered"`
+	// BusyRetries counts commands sent again after the controller
+	// answered NAK busy (also counted in Sent).
+	BusyRetries uint64 `json:"busy_retries"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -100,7 +103,7 @@ func (d *Driver) CommandStats() CommandStats {
 		OK: c.ok.Load(), NAK: c.nak.Load(), Failed: c.failed.Load(), Expired: c.expired.Load(),
 		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
 		Doorbells: c.doorbells.Load(), Hinted: c.hinted.Load(), Fetched: c.fetched.Load(),
-		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(),
+		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(), BusyRetries: c.busyRetries.Load(),
 		Errors: c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
@@ -109,7 +112,7 @@ type cmdCounters struct {
 	sent, resent, ok, nak, failed, expired atomic.Uint64
 	conflicts, unknown, doorbells, errors  atomic.Uint64
 	hinted, fetched, hintOverflows         atomic.Uint64
-	unanswered                             atomic.Uint64
+	unanswered, busyRetries                atomic.Uint64
 	delivering                             atomic.Int64
 }
 

@@ -52,6 +52,8 @@ type entry struct {
 	recorded  bool            // the final record of res is written
 	stored    bool            // and res is published
 	recovered bool            // res was read back from a record an earlier session wrote
+	busy      int             // NAK busy answers so far (commands_busy.go)
+	retryAt   time.Time       // after a NAK busy: when to send it again
 }
 
 // outstanding counts the entries sent and not yet answered.
@@ -292,6 +294,9 @@ func (h *commandHooks) progress(ctx context.Context, cs *cmdSession, dl *deliver
 	for {
 		if live {
 			h.expireUnanswered(cs, dl)
+			if !h.d.draining.Load() {
+				h.retryBusy(cs, dl)
+			}
 		}
 		if err := h.storeResults(ctx, cs, dl); err != nil {
 			return err

@@ -19,13 +19,15 @@ import (
 // applyStatus records the controller's answer to one outstanding command.
 func (h *commandHooks) applyStatus(cs *cmdSession, dl *delivery, st *scpbridge.CommandStatus) {
 	for _, e := range dl.win {
-		if e.tag != st.Tag || e.sent.IsZero() || e.res != nil {
+		if e.tag != st.Tag || e.sent.IsZero() || e.res != nil || !e.retryAt.IsZero() {
 			continue
 		}
-		switch st.Status {
-		case scpbridge.StatusOK:
+		switch {
+		case st.Status == scpbridge.StatusNAK && st.NakReason == scpbridge.NakBusy:
+			h.busyAnswer(cs, e, st.Detail)
+		case st.Status == scpbridge.StatusOK:
 			e.res = h.result(cs.s.serial, e, scpgate.StatusOK, "", st.Detail)
-		case scpbridge.StatusNAK:
+		case st.Status == scpbridge.StatusNAK:
 			e.res = h.result(cs.s.serial, e, scpgate.StatusNAK, st.NakReason.String(), st.Detail)
 		default:
 			e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "controller", st.Detail)
@@ -281,7 +283,7 @@ func (h *commandHooks) expireUnanswered(cs *cmdSession, dl *delivery) {
 	now := time.Now()
 	var next time.Duration
 	for _, e := range dl.win {
-		if e.res != nil || e.sent.IsZero() {
+		if e.res != nil || e.sent.IsZero() || !e.retryAt.IsZero() {
 			continue
 		}
 		if wait := h.answerBy - now.Sub(e.sent); wait > 0 {
