@@ -85,6 +85,9 @@ type CommandStats struct {
 	// BusyRetries counts commands sent again after the controller
 	// answered NAK busy (also counted in Sent).
 	BusyRetries uint64 `json:"busy_retries"`
+	// StaleReads counts queue reads a replica answered "not found" while
+	// the stream leader held a command (see commands_read.go).
+	StaleReads uint64 `json:"stale_reads"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -104,7 +107,8 @@ func (d *Driver) CommandStats() CommandStats {
 		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
 		Doorbells: c.doorbells.Load(), Hinted: c.hinted.Load(), Fetched: c.fetched.Load(),
 		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(), BusyRetries: c.busyRetries.Load(),
-		Errors: c.errors.Load(), Delivering: c.delivering.Load(),
+		StaleReads: c.staleReads.Load(),
+		Errors:     c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
 
@@ -112,7 +116,7 @@ type cmdCounters struct {
 	sent, resent, ok, nak, failed, expired atomic.Uint64
 	conflicts, unknown, doorbells, errors  atomic.Uint64
 	hinted, fetched, hintOverflows         atomic.Uint64
-	unanswered, busyRetries                atomic.Uint64
+	unanswered, busyRetries, staleReads    atomic.Uint64
 	delivering                             atomic.Int64
 }
 
@@ -139,6 +143,7 @@ type commandHooks struct {
 	sentJS    jetstream.JetStream // publishes "sent" records without waiting
 	stats     cmdCounters
 	rq        runQueue
+	firstRead msgReader // directGet; tests replace it before Start
 
 	hintCC    jetstream.ConsumeContext // the hint consumer; set by start
 	hintName  string                   // its first consumer name
@@ -162,6 +167,7 @@ func newCommandHooks(d *Driver) *commandHooks {
 		shadowed:  make(map[*session]*cmdSession),
 	}
 	h.rq.cond = sync.NewCond(&h.rq.mu)
+	h.firstRead = h.directGet
 	// A context of its own: its error handler is for "sent" records only,
 	// the driver's handlers are for events. (New fails only on a nil
 	// connection, which New of the driver refused already.)

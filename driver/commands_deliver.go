@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // errClaimContended is returned when the cursor kept moving under a
@@ -264,25 +263,6 @@ func (h *commandHooks) casCursor(ctx context.Context, serial string, seq, rev ui
 		return h.d.handles.Cursors.Create(ctx, serial, val)
 	}
 	return h.d.handles.Cursors.Update(ctx, serial, val, rev)
-}
-
-// fetch reads the first command of serial at or after seq; nil when there
-// is none.
-func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*jetstream.RawStreamMsg, error) {
-	subject, err := streams.CommandSubject(serial)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	msg, err := h.d.handles.Commands.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read command of %s from %d: %w", serial, seq, err)
-	}
-	return msg, nil
 }
 
 // progress stores results, commits and sends until nothing more can be
