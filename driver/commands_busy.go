@@ -4,7 +4,9 @@ package driver
 // the host sends it again later (docs/protocol.md). The command stays in
 // the window, unanswered, and is sent again with the same tag after a
 // backoff that doubles with every busy answer, until it is answered
-// otherwise or expires; then it ends nak, reason busy.
+// otherwise or expires; then it ends nak, reason busy. While a command
+// waits, no further command is sent: only those sent before its busy
+// answer (within the window) can overtake it.
 
 import (
 	"fmt"
@@ -77,4 +79,16 @@ func (h *commandHooks) retryBusy(cs *cmdSession, dl *delivery) {
 	if next > 0 {
 		h.after(cs, next)
 	}
+}
+
+// busyWaiting reports whether a command of dl waits to be sent again
+// after a busy answer: no further command goes out meanwhile, so that
+// only those already sent can overtake it.
+func (dl *delivery) busyWaiting() bool {
+	for _, e := range dl.win {
+		if e.res == nil && !e.retryAt.IsZero() {
+			return true
+		}
+	}
+	return false
 }

@@ -91,10 +91,14 @@ func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*j
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
+	asked := time.Now()
 	msg, err := h.firstRead(ctx, seq, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		msg, err = h.leaderGet(ctx, seq, subject)
-		if err == nil {
+		// A command stored between the two reads is no sign of a stale
+		// replica; one stored before the first read is (as far as the
+		// clocks of this host and the server agree).
+		if err == nil && msg.Time.Before(asked) {
 			h.stats.staleReads.Add(1)
 			h.d.log.Warn().Str("serial", serial).Uint64("from", seq).Uint64("seq", msg.Sequence).
 				Msg("a replica had not stored a queued command yet; read it from the stream leader")
