@@ -88,6 +88,10 @@ type CommandStats struct {
 	// StaleReads counts queue reads a replica answered "not found" while
 	// the stream leader held a command (see commands_read.go).
 	StaleReads uint64 `json:"stale_reads"`
+	// DrainUnanswered counts draining sessions released with commands
+	// still unanswered after Options.DrainAnswerWait (the next driver
+	// sends those again).
+	DrainUnanswered uint64 `json:"drain_unanswered"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -107,8 +111,8 @@ func (d *Driver) CommandStats() CommandStats {
 		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
 		Doorbells: c.doorbells.Load(), Hinted: c.hinted.Load(), Fetched: c.fetched.Load(),
 		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(), BusyRetries: c.busyRetries.Load(),
-		StaleReads: c.staleReads.Load(),
-		Errors:     c.errors.Load(), Delivering: c.delivering.Load(),
+		StaleReads: c.staleReads.Load(), DrainUnanswered: c.drainUnanswered.Load(),
+		Errors: c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
 
@@ -117,6 +121,7 @@ type cmdCounters struct {
 	conflicts, unknown, doorbells, errors  atomic.Uint64
 	hinted, fetched, hintOverflows         atomic.Uint64
 	unanswered, busyRetries, staleReads    atomic.Uint64
+	drainUnanswered                        atomic.Uint64
 	delivering                             atomic.Int64
 }
 
@@ -192,6 +197,7 @@ type cmdSession struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	statuses []scpbridge.CommandStatus // received, not yet applied
+	awaiting atomic.Int32              // commands sent, waiting for their status (set by the worker)
 	dl       *delivery                 // nil until a command was pending; then owned by the running worker
 	// the cursor as read when the session first found its queue empty
 	// (curOK): the first command then skips that read (see load)
@@ -292,6 +298,17 @@ func (h *commandHooks) sessionEnd(s *session, _ scpgate.CloseReason) {
 		h.stats.delivering.Add(-1)
 		h.kick(cs) // complete the commands the controller answered
 	}
+}
+
+func (h *commandHooks) awaitingAnswers(s *session) bool {
+	cs := h.lookup(s)
+	if cs == nil {
+		return false
+	}
+	cs.mu.Lock()
+	pending := len(cs.statuses) > 0 // received, not applied yet
+	cs.mu.Unlock()
+	return pending || cs.awaiting.Load() > 0
 }
 
 // lookup returns the command side of s, current or shadowed.

@@ -66,6 +66,7 @@ func (h *commandHooks) retryBusy(cs *cmdSession, dl *delivery) {
 			e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "invalid_command", err.Error())
 			continue
 		}
+		cs.awaiting.Add(1) // before the controller can see it
 		if cs.s.send(w) != nil {
 			return // closing: a later session sends it again
 		}

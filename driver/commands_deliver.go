@@ -91,7 +91,9 @@ func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) 
 	for i := range sts {
 		h.applyStatus(cs, dl, &sts[i])
 	}
-	if err := h.progress(ctx, cs, dl, live); err != nil {
+	err := h.progress(ctx, cs, dl, live)
+	h.noteAwaiting(cs, dl)
+	if err != nil {
 		if !flushing {
 			h.failed(cs, "command delivery", err)
 		} else {
@@ -100,6 +102,22 @@ func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) 
 		return
 	}
 	cs.succeeded()
+}
+
+// noteAwaiting publishes how many commands of dl wait for their status,
+// for a draining session (see awaitingAnswers); when none does any more,
+// a draining session may be released.
+func (h *commandHooks) noteAwaiting(cs *cmdSession, dl *delivery) {
+	n := 0
+	for _, e := range dl.win {
+		if e.res == nil && !e.sent.IsZero() && e.retryAt.IsZero() {
+			n++
+		}
+	}
+	cs.awaiting.Store(int32(n))
+	if n == 0 && h.d.draining.Load() {
+		cs.s.checkDrained()
+	}
 }
 
 // probe looks for a first pending command of cs; when there is one it

@@ -229,6 +229,7 @@ func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 		return true
 	}
 	resent := !e.sent.IsZero()
+	cs.awaiting.Add(1) // before the controller can see it; noteAwaiting sets the exact count after the step
 	if err := cs.s.send(w); err != nil {
 		dl.win = dl.win[:len(dl.win)-1]
 		dl.next = e.seq

@@ -100,9 +100,10 @@ type session struct {
 	// lifecycle
 	closing     bool
 	reason      scpgate.CloseReason
-	byeSent     bool // a bye was queued: linger after the final flush
-	noFlush     bool // skip the final flush (slow consumer)
-	quiesce     bool // draining: stop publishing, bye once everything is acked
+	byeSent     bool      // a bye was queued: linger after the final flush
+	noFlush     bool      // skip the final flush (slow consumer)
+	quiesce     bool      // draining: stop publishing, bye once everything is acked
+	drainAt     time.Time // when quiesce was set
 	kvRev       uint64
 	reasserting bool   // a rewrite of the scp_sessions record is under way
 	foreign     uint64 // newest foreign scp_sessions revision seen before kvRev was known
