@@ -46,13 +46,14 @@ type entry struct {
 	seq       uint64
 	tag       uint32
 	cmd       scpgate.Command
-	sent      time.Time       // zero until sent
-	res       *scpgate.Result // the final result once known
-	recorded  bool            // the final record of res is written
-	stored    bool            // and res is published
-	recovered bool            // res was read back from a record an earlier session wrote
-	busy      int             // NAK busy answers so far (commands_busy.go)
-	retryAt   time.Time       // after a NAK busy: when to send it again
+	sent      time.Time              // zero until sent
+	res       *scpgate.Result        // the final result once known
+	recorded  bool                   // the final record of res is written
+	stored    bool                   // and res is published
+	recovered bool                   // res was read back from a record an earlier session wrote
+	sentAck   jetstream.PubAckFuture // the "sent" record's write in this session, if any
+	busy      int                    // NAK busy answers so far (commands_busy.go)
+	retryAt   time.Time              // after a NAK busy: when to send it again
 }
 
 // outstanding counts the entries sent and not yet answered.

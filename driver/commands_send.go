@@ -67,8 +67,7 @@ func (h *commandHooks) storeResults(ctx context.Context, cs *cmdSession, dl *del
 			continue
 		}
 		if !e.recorded {
-			rec := commands.RecordOf(e.res)
-			if err := h.putRecord(ctx, &rec); err != nil {
+			if err := h.finalRecord(ctx, cs, e); err != nil {
 				return err
 			}
 			e.recorded = true
@@ -101,20 +100,6 @@ func (h *commandHooks) publishResult(ctx context.Context, r *scpgate.Result) err
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{r.ID}}}
 	if _, err := h.d.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(streams.ResultsStream)); err != nil {
 		return fmt.Errorf("publish result %s: %w", r.ID, err)
-	}
-	return nil
-}
-
-// putRecord writes the scp_commands record of a command.
-func (h *commandHooks) putRecord(ctx context.Context, rec *commands.Record) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode record %s: %w", rec.ID, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	if _, err := h.d.handles.CommandStatus.Put(ctx, rec.ID, data); err != nil {
-		return fmt.Errorf("write %s record of %s: %w", rec.Status, rec.ID, err)
 	}
 	return nil
 }
@@ -248,7 +233,7 @@ func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 		Status: scpgate.StatusSent, Seq: e.seq, Created: e.cmd.Created, Expires: e.cmd.Expires,
 		Sent: &sent, Driver: h.d.opts.ID,
 	}
-	h.putSentRecord(cs, &rec)
+	e.sentAck = h.putSentRecord(cs, &rec)
 	return true
 }
 
@@ -257,17 +242,21 @@ func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 // Both are published on the driver's one connection to the same key, so
 // the server stores them in that order; the "sent" one is therefore never
 // retried (a retry could land after the final record). A failure is
-// counted and logged by onSentErr.
-func (h *commandHooks) putSentRecord(cs *cmdSession, rec *commands.Record) {
+// counted and logged by onSentErr. The returned future (nil on failure)
+// gives the record's revision, which the final record expects.
+func (h *commandHooks) putSentRecord(cs *cmdSession, rec *commands.Record) jetstream.PubAckFuture {
 	data, err := json.Marshal(rec)
+	var f jetstream.PubAckFuture
 	if err == nil {
 		msg := &nats.Msg{Subject: streams.CommandRecordSubject(rec.ID), Data: data}
-		_, err = h.sentJS.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0), jetstream.WithStallWait(h.opTimeout))
+		f, err = h.sentJS.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0), jetstream.WithStallWait(h.opTimeout))
 	}
 	if err != nil {
 		h.stats.errors.Add(1)
 		cs.s.log.Debug().Err(err).Str("id", rec.ID).Msg("write sent record")
+		return nil
 	}
+	return f
 }
 
 // onSentErr hears a "sent" record that was not stored. The final record
