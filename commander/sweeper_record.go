@@ -31,6 +31,9 @@ func (w *Sweeper) end(ctx context.Context, serial string, seq uint64, cmd *scpga
 		if err != nil {
 			return nil, err
 		}
+		if prior != nil && (!prior.Created.Equal(cmd.Created) || prior.Type != cmd.Type) {
+			prior = nil // written for a command of an earlier SCP_COMMANDS with the same id
+		}
 		if prior != nil && prior.Status.Final() {
 			res, _ := prior.Result()
 			w.republished.Add(1)

@@ -92,6 +92,9 @@ type CommandStats struct {
 	// still unanswered after Options.DrainAnswerWait (the next driver
 	// sends those again).
 	DrainUnanswered uint64 `json:"drain_unanswered"`
+	// StreamRecreated counts the times the driver found SCP_COMMANDS
+	// re-created (see commands_epoch.go).
+	StreamRecreated uint64 `json:"stream_recreated"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -112,7 +115,8 @@ func (d *Driver) CommandStats() CommandStats {
 		Doorbells: c.doorbells.Load(), Hinted: c.hinted.Load(), Fetched: c.fetched.Load(),
 		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(), BusyRetries: c.busyRetries.Load(),
 		StaleReads: c.staleReads.Load(), DrainUnanswered: c.drainUnanswered.Load(),
-		Errors: c.errors.Load(), Delivering: c.delivering.Load(),
+		StreamRecreated: c.recreated.Load(),
+		Errors:          c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
 
@@ -121,7 +125,7 @@ type cmdCounters struct {
 	conflicts, unknown, doorbells, errors  atomic.Uint64
 	hinted, fetched, hintOverflows         atomic.Uint64
 	unanswered, busyRetries, staleReads    atomic.Uint64
-	drainUnanswered                        atomic.Uint64
+	drainUnanswered, recreated             atomic.Uint64
 	delivering                             atomic.Int64
 }
 
@@ -154,6 +158,9 @@ type commandHooks struct {
 	hintName  string                   // its first consumer name
 	hintGen   atomic.Uint64            // bumped when every session's hints may be incomplete
 	lostHints atomic.Bool              // the hint consumer reported an error: rescan
+	// incarnation is the creation time (unix ns) of SCP_COMMANDS as the
+	// driver last saw it (commands_epoch.go).
+	incarnation atomic.Int64
 
 	mu       sync.RWMutex
 	sessions map[string]*cmdSession   // current session by serial; guarded by mu
@@ -198,6 +205,7 @@ type cmdSession struct {
 	timerAt  time.Time
 	statuses []scpbridge.CommandStatus // received, not yet applied
 	awaiting atomic.Int32              // commands sent, waiting for their status (set by the worker)
+	reset    bool                      // SCP_COMMANDS was re-created: drop dl before the next step
 	dl       *delivery                 // nil until a command was pending; then owned by the running worker
 	// the cursor as read when the session first found its queue empty
 	// (curOK): the first command then skips that read (see load)
@@ -402,6 +410,7 @@ func (h *commandHooks) dispatch(ctx context.Context) {
 			h.rq.close()
 			return
 		case <-tick.C:
+			h.checkIncarnation(ctx)
 			r := h.d.nc.Stats().Reconnects
 			if r != reconnects || h.lostHints.Swap(false) {
 				reconnects = r

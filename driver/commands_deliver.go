@@ -1,11 +1,11 @@
 package driver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,6 +74,7 @@ func tagOf(seq uint64) uint32 { return uint32(seq) }
 // step does all the work of cs that can be done now. flushing means the
 // driver closed: complete what was answered, read and send nothing.
 func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) {
+	h.applyReset(cs)
 	cs.mu.Lock()
 	dl, ended := cs.dl, cs.ended
 	sts := cs.statuses
@@ -185,11 +186,7 @@ func (h *commandHooks) getCursor(ctx context.Context, cs *cmdSession) (cur, rev 
 	case err != nil:
 		return 0, 0, fmt.Errorf("read cursor of %s: %w", cs.s.serial, err)
 	}
-	if cur, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
-		cs.s.log.Error().Str("value", string(e.Value())).Msg("unreadable command cursor; delivering from the start")
-		cur = 0
-	}
-	return cur, e.Revision(), nil
+	return h.cursorOf(cs, string(e.Value())), e.Revision(), nil
 }
 
 // load reads the cursor of cs and claims it: a write at the revision read
@@ -242,6 +239,9 @@ func (h *commandHooks) skipDone(ctx context.Context, cs *cmdSession, dl *deliver
 	var err error
 	for dl.peek != nil && dl.peek.Sequence <= dl.cursor {
 		seq := dl.peek.Sequence
+		if done, err := h.completed(ctx, cs, dl.peek); err != nil || !done {
+			return cmp.Or(err, errStaleCursor)
+		}
 		h.deleteCommand(ctx, cs, dl, seq)
 		if dl.peek, err = h.fetch(ctx, cs.s.serial, seq+1); err != nil {
 			return err
@@ -277,7 +277,7 @@ func (h *commandHooks) awaitClaim(cs *cmdSession, dl *delivery) (bool, error) {
 func (h *commandHooks) casCursor(ctx context.Context, serial string, seq, rev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
-	val := strconv.AppendUint(nil, seq, 10)
+	val := formatCursor(seq, h.incarnation.Load())
 	if rev == 0 {
 		return h.d.handles.Cursors.Create(ctx, serial, val)
 	}

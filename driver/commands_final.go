@@ -43,7 +43,7 @@ func (h *commandHooks) finalRecord(ctx context.Context, cs *cmdSession, e *entry
 			if err != nil {
 				return err
 			}
-			if prior != nil && prior.Status.Final() {
+			if prior != nil && prior.Status.Final() && sameCommand(prior, &e.cmd) {
 				res, _ := prior.Result()
 				cs.s.log.Info().Str("id", rec.ID).Str("status", string(res.Status)).Str("ours", string(e.res.Status)).
 					Msg("command ended elsewhere first; keeping that result")

@@ -156,6 +156,9 @@ func (h *commandHooks) entryOf(ctx context.Context, cs *cmdSession, dl *delivery
 		if err != nil {
 			return nil, err
 		}
+		if rec != nil && !sameCommand(rec, &e.cmd) {
+			rec = nil // the record of a command of an earlier stream with the same id
+		}
 		prior = rec
 	}
 	now := time.Now()
