@@ -100,7 +100,7 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := commanderHTTP(svc, nc, authn)
+	h, err := commanderHTTP(svc, nc, authn, sweeper)
 	if err != nil {
 		return err
 	}
@@ -118,11 +118,17 @@ func runCommander(ctx context.Context, args []string) error {
 }
 
 // commanderHTTP returns the HTTP handler of the commander: the command API
-// behind authn, /healthz, /readyz (NATS connected) and /metrics.
-func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator) (http.Handler, error) {
+// behind authn, /healthz, /readyz (NATS connected) and /metrics (with the
+// sweeper's, when given).
+func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator, sweepers ...*commander.Sweeper) (http.Handler, error) {
 	reg := metrics.NewRegistry()
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	for _, sw := range sweepers {
+		if err := metrics.RegisterSweeper(reg, sw); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	hm, err := metrics.NewHTTP(reg, "commander")
 	if err != nil {
