@@ -154,7 +154,7 @@ func (h *commandHooks) cursorOf(cs *cmdSession, v string) uint64 {
 		return 0
 	}
 	if cur := h.incarnation.Load(); inc != 0 && inc != cur {
-		cs.s.log.Info().Uint64("cursor", seq).Msg("command cursor of an earlier " + streams.CommandsStream + "; delivering from the start")
+		cs.s.log.Debug().Uint64("cursor", seq).Msg("command cursor of an earlier " + streams.CommandsStream + "; delivering from the start")
 		return 0
 	}
 	return seq
