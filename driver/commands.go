@@ -308,17 +308,6 @@ func (h *commandHooks) sessionEnd(s *session, _ scpgate.CloseReason) {
 	}
 }
 
-func (h *commandHooks) awaitingAnswers(s *session) bool {
-	cs := h.lookup(s)
-	if cs == nil {
-		return false
-	}
-	cs.mu.Lock()
-	pending := len(cs.statuses) > 0 // received, not applied yet
-	cs.mu.Unlock()
-	return pending || cs.awaiting.Load() > 0
-}
-
 // lookup returns the command side of s, current or shadowed.
 func (h *commandHooks) lookup(s *session) *cmdSession {
 	h.mu.RLock()

@@ -106,22 +106,6 @@ func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) 
 	cs.succeeded()
 }
 
-// noteAwaiting publishes how many commands of dl wait for their status,
-// for a draining session (see awaitingAnswers); when none does any more,
-// a draining session may be released.
-func (h *commandHooks) noteAwaiting(cs *cmdSession, dl *delivery) {
-	n := 0
-	for _, e := range dl.win {
-		if e.res == nil && !e.sent.IsZero() && e.retryAt.IsZero() {
-			n++
-		}
-	}
-	cs.awaiting.Store(int32(n))
-	if n == 0 && h.d.draining.Load() {
-		cs.s.checkDrained()
-	}
-}
-
 // probe looks for a first pending command of cs; when there is one it
 // loads the cursor and returns the new delivery state. The first probe of a
 // session reads the stream; once that found the queue empty, later probes
