@@ -37,6 +37,11 @@ import (
 // MinTTL is the shortest time a command may wait for its controller.
 const MinTTL = time.Second
 
+// DefaultMaxTTL is the default Options.MaxTTL: the default MaxAge of
+// SCP_COMMANDS (7 days) less the day a command's message is kept after
+// it expired, so that every command is ended before the stream drops it.
+const DefaultMaxTTL = 6 * 24 * time.Hour
+
 // Options configure a Service. Zero values take the defaults listed on
 // each field (see withDefaults).
 type Options struct {
@@ -50,8 +55,9 @@ type Options struct {
 
 	// DefaultTTL is the TTL of a command that names none (default 1 h).
 	DefaultTTL time.Duration
-	// MaxTTL is the longest TTL accepted (default 7 days). Keep it within
-	// the MaxAge of SCP_COMMANDS.
+	// MaxTTL is the longest TTL accepted (default DefaultMaxTTL, 6 days).
+	// MaxTTL plus one day must stay within the MaxAge of SCP_COMMANDS
+	// (CheckMaxAge; the sweeper checks it at start).
 	MaxTTL time.Duration
 	// MaxWait is the longest a submission may wait for its result
 	// (default 60 s).
@@ -76,7 +82,7 @@ func (o Options) withDefaults() Options {
 		o.DefaultTTL = time.Hour
 	}
 	if o.MaxTTL == 0 {
-		o.MaxTTL = 7 * 24 * time.Hour
+		o.MaxTTL = DefaultMaxTTL
 	}
 	if o.MaxWait == 0 {
 		o.MaxWait = 60 * time.Second

@@ -25,8 +25,14 @@ func (s *Service) Get(ctx context.Context, id string) (commands.Record, error) {
 		return commands.Record{}, apiErr(CodeBadRequest, err, "%s", err)
 	}
 	rec, found, err := s.record(ctx, id)
-	if err != nil || found {
+	if err != nil {
 		return rec, err
+	}
+	if found && rec.Status.Final() {
+		return s.currentRecord(ctx, serial, seq, rec)
+	}
+	if found {
+		return rec, nil
 	}
 	cmd, found, err := s.storedCommand(ctx, serial, seq)
 	if err != nil {

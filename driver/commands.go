@@ -82,6 +82,19 @@ type CommandStats struct {
 	// within Options.CommandAnswerTimeout; they end failed, reason
 	// "unanswered" (and are counted in Failed too).
 	Unanswered uint64 `json:"unanswered"`
+	// BusyRetries counts commands sent again after the controller
+	// answered NAK busy (also counted in Sent).
+	BusyRetries uint64 `json:"busy_retries"`
+	// StaleReads counts queue reads a replica answered "not found" while
+	// the stream leader held a command (see commands_read.go).
+	StaleReads uint64 `json:"stale_reads"`
+	// DrainUnanswered counts draining sessions released with commands
+	// still unanswered after Options.DrainAnswerWait (the next driver
+	// sends those again).
+	DrainUnanswered uint64 `json:"drain_unanswered"`
+	// StreamRecreated counts the times the driver found SCP_COMMANDS
+	// re-created (see commands_epoch.go).
+	StreamRecreated uint64 `json:"stream_recreated"`
 	// Errors counts failed NATS operations of delivery (each is retried).
 	Errors uint64 `json:"errors"`
 	// Delivering is the number of sessions holding delivery state now.
@@ -100,8 +113,10 @@ func (d *Driver) CommandStats() CommandStats {
 		OK: c.ok.Load(), NAK: c.nak.Load(), Failed: c.failed.Load(), Expired: c.expired.Load(),
 		CursorConflicts: c.conflicts.Load(), UnknownStatuses: c.unknown.Load(),
 		Doorbells: c.doorbells.Load(), Hinted: c.hinted.Load(), Fetched: c.fetched.Load(),
-		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(),
-		Errors: c.errors.Load(), Delivering: c.delivering.Load(),
+		HintOverflows: c.hintOverflows.Load(), Unanswered: c.unanswered.Load(), BusyRetries: c.busyRetries.Load(),
+		StaleReads: c.staleReads.Load(), DrainUnanswered: c.drainUnanswered.Load(),
+		StreamRecreated: c.recreated.Load(),
+		Errors:          c.errors.Load(), Delivering: c.delivering.Load(),
 	}
 }
 
@@ -109,7 +124,8 @@ type cmdCounters struct {
 	sent, resent, ok, nak, failed, expired atomic.Uint64
 	conflicts, unknown, doorbells, errors  atomic.Uint64
 	hinted, fetched, hintOverflows         atomic.Uint64
-	unanswered                             atomic.Uint64
+	unanswered, busyRetries, staleReads    atomic.Uint64
+	drainUnanswered, recreated             atomic.Uint64
 	delivering                             atomic.Int64
 }
 
@@ -136,11 +152,15 @@ type commandHooks struct {
 	sentJS    jetstream.JetStream // publishes "sent" records without waiting
 	stats     cmdCounters
 	rq        runQueue
+	firstRead msgReader // directGet; tests replace it before Start
 
 	hintCC    jetstream.ConsumeContext // the hint consumer; set by start
 	hintName  string                   // its first consumer name
 	hintGen   atomic.Uint64            // bumped when every session's hints may be incomplete
 	lostHints atomic.Bool              // the hint consumer reported an error: rescan
+	// incarnation is the creation time (unix ns) of SCP_COMMANDS as the
+	// driver last saw it (commands_epoch.go).
+	incarnation atomic.Int64
 
 	mu       sync.RWMutex
 	sessions map[string]*cmdSession   // current session by serial; guarded by mu
@@ -159,6 +179,7 @@ func newCommandHooks(d *Driver) *commandHooks {
 		shadowed:  make(map[*session]*cmdSession),
 	}
 	h.rq.cond = sync.NewCond(&h.rq.mu)
+	h.firstRead = h.directGet
 	// A context of its own: its error handler is for "sent" records only,
 	// the driver's handlers are for events. (New fails only on a nil
 	// connection, which New of the driver refused already.)
@@ -183,6 +204,8 @@ type cmdSession struct {
 	timer    *time.Timer
 	timerAt  time.Time
 	statuses []scpbridge.CommandStatus // received, not yet applied
+	awaiting atomic.Int32              // commands sent, waiting for their status (set by the worker)
+	reset    bool                      // SCP_COMMANDS was re-created: drop dl before the next step
 	dl       *delivery                 // nil until a command was pending; then owned by the running worker
 	// the cursor as read when the session first found its queue empty
 	// (curOK): the first command then skips that read (see load)
@@ -376,6 +399,7 @@ func (h *commandHooks) dispatch(ctx context.Context) {
 			h.rq.close()
 			return
 		case <-tick.C:
+			h.checkIncarnation(ctx)
 			r := h.d.nc.Stats().Reconnects
 			if r != reconnects || h.lostHints.Swap(false) {
 				reconnects = r

@@ -1,17 +1,16 @@
 package driver
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // errClaimContended is returned when the cursor kept moving under a
@@ -47,11 +46,14 @@ type entry struct {
 	seq       uint64
 	tag       uint32
 	cmd       scpgate.Command
-	sent      time.Time       // zero until sent
-	res       *scpgate.Result // the final result once known
-	recorded  bool            // the final record of res is written
-	stored    bool            // and res is published
-	recovered bool            // res was read back from a record an earlier session wrote
+	sent      time.Time              // zero until sent
+	res       *scpgate.Result        // the final result once known
+	recorded  bool                   // the final record of res is written
+	stored    bool                   // and res is published
+	recovered bool                   // res was read back from a record an earlier session wrote
+	sentAck   jetstream.PubAckFuture // the "sent" record's write in this session, if any
+	busy      int                    // NAK busy answers so far (commands_busy.go)
+	retryAt   time.Time              // after a NAK busy: when to send it again
 }
 
 // outstanding counts the entries sent and not yet answered.
@@ -72,6 +74,7 @@ func tagOf(seq uint64) uint32 { return uint32(seq) }
 // step does all the work of cs that can be done now. flushing means the
 // driver closed: complete what was answered, read and send nothing.
 func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) {
+	h.applyReset(cs)
 	cs.mu.Lock()
 	dl, ended := cs.dl, cs.ended
 	sts := cs.statuses
@@ -90,7 +93,9 @@ func (h *commandHooks) step(ctx context.Context, cs *cmdSession, flushing bool) 
 	for i := range sts {
 		h.applyStatus(cs, dl, &sts[i])
 	}
-	if err := h.progress(ctx, cs, dl, live); err != nil {
+	err := h.progress(ctx, cs, dl, live)
+	h.noteAwaiting(cs, dl)
+	if err != nil {
 		if !flushing {
 			h.failed(cs, "command delivery", err)
 		} else {
@@ -165,11 +170,7 @@ func (h *commandHooks) getCursor(ctx context.Context, cs *cmdSession) (cur, rev 
 	case err != nil:
 		return 0, 0, fmt.Errorf("read cursor of %s: %w", cs.s.serial, err)
 	}
-	if cur, err = strconv.ParseUint(string(e.Value()), 10, 64); err != nil {
-		cs.s.log.Error().Str("value", string(e.Value())).Msg("unreadable command cursor; delivering from the start")
-		cur = 0
-	}
-	return cur, e.Revision(), nil
+	return h.cursorOf(cs, string(e.Value())), e.Revision(), nil
 }
 
 // load reads the cursor of cs and claims it: a write at the revision read
@@ -222,6 +223,9 @@ func (h *commandHooks) skipDone(ctx context.Context, cs *cmdSession, dl *deliver
 	var err error
 	for dl.peek != nil && dl.peek.Sequence <= dl.cursor {
 		seq := dl.peek.Sequence
+		if done, err := h.completed(ctx, cs, dl.peek); err != nil || !done {
+			return cmp.Or(err, errStaleCursor)
+		}
 		h.deleteCommand(ctx, cs, dl, seq)
 		if dl.peek, err = h.fetch(ctx, cs.s.serial, seq+1); err != nil {
 			return err
@@ -257,30 +261,11 @@ func (h *commandHooks) awaitClaim(cs *cmdSession, dl *delivery) (bool, error) {
 func (h *commandHooks) casCursor(ctx context.Context, serial string, seq, rev uint64) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
-	val := strconv.AppendUint(nil, seq, 10)
+	val := formatCursor(seq, h.incarnation.Load())
 	if rev == 0 {
 		return h.d.handles.Cursors.Create(ctx, serial, val)
 	}
 	return h.d.handles.Cursors.Update(ctx, serial, val, rev)
-}
-
-// fetch reads the first command of serial at or after seq; nil when there
-// is none.
-func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*jetstream.RawStreamMsg, error) {
-	subject, err := streams.CommandSubject(serial)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	msg, err := h.d.handles.Commands.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read command of %s from %d: %w", serial, seq, err)
-	}
-	return msg, nil
 }
 
 // progress stores results, commits and sends until nothing more can be
@@ -292,6 +277,9 @@ func (h *commandHooks) progress(ctx context.Context, cs *cmdSession, dl *deliver
 	for {
 		if live {
 			h.expireUnanswered(cs, dl)
+			if !h.d.draining.Load() {
+				h.retryBusy(cs, dl)
+			}
 		}
 		if err := h.storeResults(ctx, cs, dl); err != nil {
 			return err

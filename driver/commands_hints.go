@@ -55,6 +55,7 @@ func (h *commandHooks) startHints(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read %s state: %w", streams.CommandsStream, err)
 	}
+	h.incarnation.CompareAndSwap(0, info.Created.UnixNano()) // the first look; later ones in checkIncarnation
 	cons, err := h.d.js.OrderedConsumer(ctx, streams.CommandsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{streams.CommandsAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,

@@ -78,13 +78,19 @@ func (r *fenceRig) sent() int {
 	return r.cs.s.outFrames
 }
 
+// cursor returns the cursor's sequence (decimal, without the stream
+// incarnation) and its revision.
 func (r *fenceRig) cursor() (string, uint64) {
 	r.t.Helper()
 	e, err := r.h.d.handles.Cursors.Get(r.ctx, r.cs.s.serial)
 	if err != nil {
 		r.t.Fatalf("read cursor: %v", err)
 	}
-	return string(e.Value()), e.Revision()
+	seq, _, err := parseCursor(string(e.Value()))
+	if err != nil {
+		r.t.Fatalf("cursor %q: %v", e.Value(), err)
+	}
+	return strconv.FormatUint(seq, 10), e.Revision()
 }
 
 // TestCommandFencing: a session whose cursor revision is stale (another

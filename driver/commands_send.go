@@ -19,13 +19,15 @@ import (
 // applyStatus records the controller's answer to one outstanding command.
 func (h *commandHooks) applyStatus(cs *cmdSession, dl *delivery, st *scpbridge.CommandStatus) {
 	for _, e := range dl.win {
-		if e.tag != st.Tag || e.sent.IsZero() || e.res != nil {
+		if e.tag != st.Tag || e.sent.IsZero() || e.res != nil || !e.retryAt.IsZero() {
 			continue
 		}
-		switch st.Status {
-		case scpbridge.StatusOK:
+		switch {
+		case st.Status == scpbridge.StatusNAK && st.NakReason == scpbridge.NakBusy:
+			h.busyAnswer(cs, e, st.Detail)
+		case st.Status == scpbridge.StatusOK:
 			e.res = h.result(cs.s.serial, e, scpgate.StatusOK, "", st.Detail)
-		case scpbridge.StatusNAK:
+		case st.Status == scpbridge.StatusNAK:
 			e.res = h.result(cs.s.serial, e, scpgate.StatusNAK, st.NakReason.String(), st.Detail)
 		default:
 			e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "controller", st.Detail)
@@ -65,8 +67,7 @@ func (h *commandHooks) storeResults(ctx context.Context, cs *cmdSession, dl *del
 			continue
 		}
 		if !e.recorded {
-			rec := commands.RecordOf(e.res)
-			if err := h.putRecord(ctx, &rec); err != nil {
+			if err := h.finalRecord(ctx, cs, e); err != nil {
 				return err
 			}
 			e.recorded = true
@@ -99,20 +100,6 @@ func (h *commandHooks) publishResult(ctx context.Context, r *scpgate.Result) err
 	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{r.ID}}}
 	if _, err := h.d.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(streams.ResultsStream)); err != nil {
 		return fmt.Errorf("publish result %s: %w", r.ID, err)
-	}
-	return nil
-}
-
-// putRecord writes the scp_commands record of a command.
-func (h *commandHooks) putRecord(ctx context.Context, rec *commands.Record) error {
-	data, err := json.Marshal(rec)
-	if err != nil {
-		return fmt.Errorf("encode record %s: %w", rec.ID, err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	if _, err := h.d.handles.CommandStatus.Put(ctx, rec.ID, data); err != nil {
-		return fmt.Errorf("write %s record of %s: %w", rec.Status, rec.ID, err)
 	}
 	return nil
 }
@@ -168,6 +155,9 @@ func (h *commandHooks) entryOf(ctx context.Context, cs *cmdSession, dl *delivery
 		rec, err := h.record(ctx, commands.ID(cs.s.serial, e.seq))
 		if err != nil {
 			return nil, err
+		}
+		if rec != nil && !sameCommand(rec, &e.cmd) {
+			rec = nil // the record of a command of an earlier stream with the same id
 		}
 		prior = rec
 	}
@@ -227,6 +217,7 @@ func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 		return true
 	}
 	resent := !e.sent.IsZero()
+	cs.awaiting.Add(1) // before the controller can see it; noteAwaiting sets the exact count after the step
 	if err := cs.s.send(w); err != nil {
 		dl.win = dl.win[:len(dl.win)-1]
 		dl.next = e.seq
@@ -245,7 +236,7 @@ func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 		Status: scpgate.StatusSent, Seq: e.seq, Created: e.cmd.Created, Expires: e.cmd.Expires,
 		Sent: &sent, Driver: h.d.opts.ID,
 	}
-	h.putSentRecord(cs, &rec)
+	e.sentAck = h.putSentRecord(cs, &rec)
 	return true
 }
 
@@ -254,17 +245,21 @@ func (h *commandHooks) send(cs *cmdSession, dl *delivery, e *entry) bool {
 // Both are published on the driver's one connection to the same key, so
 // the server stores them in that order; the "sent" one is therefore never
 // retried (a retry could land after the final record). A failure is
-// counted and logged by onSentErr.
-func (h *commandHooks) putSentRecord(cs *cmdSession, rec *commands.Record) {
+// counted and logged by onSentErr. The returned future (nil on failure)
+// gives the record's revision, which the final record expects.
+func (h *commandHooks) putSentRecord(cs *cmdSession, rec *commands.Record) jetstream.PubAckFuture {
 	data, err := json.Marshal(rec)
+	var f jetstream.PubAckFuture
 	if err == nil {
 		msg := &nats.Msg{Subject: streams.CommandRecordSubject(rec.ID), Data: data}
-		_, err = h.sentJS.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0), jetstream.WithStallWait(h.opTimeout))
+		f, err = h.sentJS.PublishMsgAsync(msg, jetstream.WithRetryAttempts(0), jetstream.WithStallWait(h.opTimeout))
 	}
 	if err != nil {
 		h.stats.errors.Add(1)
 		cs.s.log.Debug().Err(err).Str("id", rec.ID).Msg("write sent record")
+		return nil
 	}
+	return f
 }
 
 // onSentErr hears a "sent" record that was not stored. The final record
@@ -281,7 +276,7 @@ func (h *commandHooks) expireUnanswered(cs *cmdSession, dl *delivery) {
 	now := time.Now()
 	var next time.Duration
 	for _, e := range dl.win {
-		if e.res != nil || e.sent.IsZero() {
+		if e.res != nil || e.sent.IsZero() || !e.retryAt.IsZero() {
 			continue
 		}
 		if wait := h.answerBy - now.Sub(e.sent); wait > 0 {

@@ -33,6 +33,11 @@ type hooks interface {
 	// sessionEnd runs once after an established session's connection is
 	// closed.
 	sessionEnd(s *session, reason scpgate.CloseReason)
+	// awaitingAnswers reports whether commands sent to s wait for their
+	// status; a draining session stays open for them (bounded by
+	// Options.DrainAnswerWait). Once none waits any more, the hooks call
+	// s.checkDrained.
+	awaitingAnswers(s *session) bool
 }
 
 // noHooks is the default: commands are not delivered.
@@ -44,3 +49,4 @@ func (noHooks) start(context.Context) error               { return nil }
 func (noHooks) sessionStart(*session)                     {}
 func (noHooks) status(*session, *scpbridge.CommandStatus) {}
 func (noHooks) sessionEnd(*session, scpgate.CloseReason)  {}
+func (noHooks) awaitingAnswers(*session) bool             { return false }

@@ -114,6 +114,17 @@ type Options struct {
 	// sent by a session that ended are not affected: the next session
 	// sends them again. Default 30s.
 	CommandAnswerTimeout time.Duration
+	// CommandBusyRetry is how long a command the controller answered NAK
+	// busy waits before it is sent again; the wait doubles with every
+	// busy answer, up to CommandBusyRetryMax. A command still busy when
+	// it expires ends nak, reason busy. Default 1s.
+	CommandBusyRetry time.Duration
+	// CommandBusyRetryMax bounds the wait between busy retries. Default 30s.
+	CommandBusyRetryMax time.Duration
+	// DrainAnswerWait bounds how long Drain keeps a released session open
+	// for the statuses of commands already sent to it (so the next driver
+	// need not send them again). Default 5s; within DrainDeadline.
+	DrainAnswerWait time.Duration
 }
 
 // Defaults of Options.
@@ -132,6 +143,9 @@ const (
 	DefaultCommandWindow         = 4
 	DefaultCommandFetchTimeout   = 5 * time.Second
 	DefaultCommandAnswerTimeout  = 30 * time.Second
+	DefaultCommandBusyRetry      = time.Second
+	DefaultCommandBusyRetryMax   = 30 * time.Second
+	DefaultDrainAnswerWait       = 5 * time.Second
 )
 
 // ErrNoNATS is returned by New when Options.NATS is nil.
@@ -192,6 +206,18 @@ func (o Options) withDefaults() Options {
 	}
 	if o.CommandAnswerTimeout <= 0 {
 		o.CommandAnswerTimeout = DefaultCommandAnswerTimeout
+	}
+	if o.CommandBusyRetry <= 0 {
+		o.CommandBusyRetry = DefaultCommandBusyRetry
+	}
+	if o.CommandBusyRetryMax <= 0 {
+		o.CommandBusyRetryMax = DefaultCommandBusyRetryMax
+	}
+	if o.CommandBusyRetryMax < o.CommandBusyRetry {
+		o.CommandBusyRetryMax = o.CommandBusyRetry
+	}
+	if o.DrainAnswerWait <= 0 {
+		o.DrainAnswerWait = DefaultDrainAnswerWait
 	}
 	return o
 }

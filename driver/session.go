@@ -69,6 +69,7 @@ type session struct {
 	spare     int             // budget tokens taken ahead for transactions already read
 
 	lastWrite atomic.Int64  // unix ns of the last write, for heartbeats
+	welcomed  atomic.Bool   // the welcome is queued: heartbeats may ping
 	burst     atomic.Bool   // the read loop holds more frames past the current one
 	windowCh  chan struct{} // cap 1: confirmations freed window space
 	startDone chan struct{} // closed when the presence start work finished
@@ -99,9 +100,10 @@ type session struct {
 	// lifecycle
 	closing     bool
 	reason      scpgate.CloseReason
-	byeSent     bool // a bye was queued: linger after the final flush
-	noFlush     bool // skip the final flush (slow consumer)
-	quiesce     bool // draining: stop publishing, bye once everything is acked
+	byeSent     bool      // a bye was queued: linger after the final flush
+	noFlush     bool      // skip the final flush (slow consumer)
+	quiesce     bool      // draining: stop publishing, bye once everything is acked
+	drainAt     time.Time // when quiesce was set
 	kvRev       uint64
 	reasserting bool   // a rewrite of the scp_sessions record is under way
 	foreign     uint64 // newest foreign scp_sessions revision seen before kvRev was known
@@ -212,6 +214,9 @@ func (s *session) handshake() bool {
 	if why, ok := s.d.register(s); !ok {
 		return s.reject(why, "driver draining")
 	}
+	if beforeWelcome != nil {
+		beforeWelcome()
+	}
 	// Nothing was written yet: the welcome goes first, written on this
 	// goroutine (no writer needs to start for it).
 	if err := s.queue(s.hs.Welcome(s.idNum, now)); err != nil {
@@ -221,9 +226,16 @@ func (s *session) handshake() bool {
 		s.mu.Unlock()
 		return s.endEarly(cmp.Or(reason, scpgate.ReasonShutdown), err)
 	}
+	// Only now may the heartbeat loop queue a ping: after the welcome, as
+	// protocol 7.1 requires of the first frame.
+	s.welcomed.Store(true)
 	s.writeNow()
 	return true
 }
+
+// beforeWelcome, when set (tests only, see export_test.go), runs between
+// a session's registration and its welcome.
+var beforeWelcome func()
 
 // readHello reads frames until the hello, skipping frames of unknown
 // types as the protocol requires; any other frame is an error.

@@ -231,7 +231,7 @@ func (d *Driver) ackFlusher() {
 	}
 }
 
-// heartbeats pings the established sessions that wrote nothing for about a
+// heartbeats pings the welcomed sessions that wrote nothing for about a
 // heartbeat interval: one loop per driver rather than a timer per session,
 // which idle sessions would each hold.
 //
@@ -257,6 +257,9 @@ func (d *Driver) heartbeats() {
 			silent := now.Add(-hb).UnixNano()
 			d.mu.Lock()
 			for _, s := range d.sessions {
+				if !s.welcomed.Load() {
+					continue // its first frame must be the welcome
+				}
 				skew := int64(0)
 				if early > 0 {
 					skew = int64(s.idNum % early)
@@ -353,17 +356,34 @@ func (s *session) flush(timeout time.Duration) (bool, error) {
 func (s *session) beginDrain() {
 	s.mu.Lock()
 	s.quiesce, s.ackNow = true, true
+	s.drainAt = time.Now()
 	s.mu.Unlock()
+	// Check again once the wait for command answers has passed.
+	time.AfterFunc(s.d.opts.DrainAnswerWait, s.checkDrained)
 	s.wake()
 }
 
-// checkDrained closes a quiescing session once nothing is in flight and
-// the last ack was written.
+// checkDrained closes a quiescing session once nothing is in flight, the
+// last ack was written and the commands sent to it were answered (or
+// Options.DrainAnswerWait passed since it was released): a controller
+// that answers a command after the session ended is sent it again by the
+// next driver.
 func (s *session) checkDrained() {
 	s.mu.Lock()
 	done := s.quiesce && !s.closing && (s.tracker == nil || s.tracker.Pending() == 0) && s.ackSent == s.ackSeq
+	since := time.Since(s.drainAt)
 	s.mu.Unlock()
-	if done {
-		s.close(scpgate.ReasonDrained, s.d.byeDraining("driver draining"))
+	if !done {
+		return
 	}
+	if s.d.hooks.awaitingAnswers(s) {
+		if since < s.d.opts.DrainAnswerWait {
+			return // the hooks call again once answered
+		}
+		if h, ok := s.d.hooks.(*commandHooks); ok {
+			h.stats.drainUnanswered.Add(1)
+		}
+		s.log.Warn().Dur("waited", since).Msg("draining: commands sent still unanswered; releasing the session")
+	}
+	s.close(scpgate.ReasonDrained, s.d.byeDraining("driver draining"))
 }

@@ -21,7 +21,9 @@ import (
 type commanderConfig struct {
 	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the command HTTP API"`
 	DefaultTTL       time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" desc:"TTL of a command that names none"`
-	MaxTTL           time.Duration `envconfig:"COMMAND_MAX_TTL" default:"168h" desc:"longest TTL accepted (keep within COMMANDS_MAX_AGE)"`
+	MaxTTL           time.Duration `envconfig:"COMMAND_MAX_TTL" default:"144h" desc:"longest TTL accepted; plus 24h it must fit in COMMANDS_MAX_AGE (checked at start)"`
+	SweepEvery       time.Duration `envconfig:"COMMAND_SWEEP_INTERVAL" default:"30s" desc:"how often expired commands of controllers that do not come back are ended (expired result)"`
+	SweepGrace       time.Duration `envconfig:"COMMAND_SWEEP_GRACE" default:"2m" desc:"how long past its expiry a command is left to its driver before the sweeper ends it"`
 	MaxWait          time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" desc:"longest ?wait= a submission may ask for"`
 	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
 	Console          bool          `envconfig:"CONSOLE" default:"true" desc:"serve the web console at /console/"`
@@ -87,6 +89,20 @@ func runCommander(ctx context.Context, args []string) error {
 		return err
 	}
 	defer svc.Close()
+	sweeper, err := commander.NewSweeper(commander.SweeperOptions{JS: js, Log: log, Interval: cfg.SweepEvery, Grace: cfg.SweepGrace, MaxTTL: cfg.MaxTTL})
+	if err != nil {
+		return err
+	}
+	if err := sweeper.Check(ctx); err != nil {
+		return err
+	}
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		_ = sweeper.Run(sweepCtx) // checked above; sweep errors are logged
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
 	if _, err := svc.Register(nc); err != nil {
 		return fmt.Errorf("register micro service: %w", err)
 	}
@@ -94,7 +110,7 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := commanderHTTP(svc, nc, authn, cfg, log)
+	h, err := commanderHTTP(svc, nc, authn, cfg, log, sweeper)
 	if err != nil {
 		return err
 	}
@@ -112,13 +128,18 @@ func runCommander(ctx context.Context, args []string) error {
 }
 
 // commanderHTTP returns the HTTP handler of the commander: the command API
-// behind authn, /healthz, /readyz (NATS connected), /metrics and, unless
-// cfg.Console is off, the web console (with the ingest API passed on to
-// cfg.ConsoleIngestURL when set).
-func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator, cfg commanderConfig, log zerolog.Logger) (http.Handler, error) {
+// behind authn, /healthz, /readyz (NATS connected), /metrics (with the
+// sweeper's, when given) and, unless cfg.Console is off, the web console
+// (with the ingest API passed on to cfg.ConsoleIngestURL when set).
+func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator, cfg commanderConfig, log zerolog.Logger, sweepers ...*commander.Sweeper) (http.Handler, error) {
 	reg := metrics.NewRegistry()
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	for _, sw := range sweepers {
+		if err := metrics.RegisterSweeper(reg, sw); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
 	}
 	hm, err := metrics.NewHTTP(reg, "commander")
 	if err != nil {

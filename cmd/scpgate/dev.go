@@ -143,6 +143,10 @@ func runDev(ctx context.Context, args []string) error {
 	if _, err := cmdr.Register(nc); err != nil {
 		return fmt.Errorf("register commander: %w", err)
 	}
+	sweeper, err := commander.NewSweeper(commander.SweeperOptions{JS: js, Log: log.With().Str("role", "commander").Logger()})
+	if err != nil {
+		return err
+	}
 	store, err := sqlite.Open(filepath.Join(f.data, "scpgate.db"))
 	if err != nil {
 		return err
@@ -157,11 +161,17 @@ func runDev(ctx context.Context, args []string) error {
 	defer wg.Wait()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := ing.Run(runCtx); err != nil && runCtx.Err() == nil {
 			log.Error().Err(err).Msg("ingest stopped")
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := sweeper.Run(runCtx); err != nil && runCtx.Err() == nil {
+			log.Error().Err(err).Msg("command sweeper stopped")
 		}
 	}()
 	authn, err := apiEnv.authenticator(runCtx, log)

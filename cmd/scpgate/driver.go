@@ -29,6 +29,9 @@ type driverConfig struct {
 	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" desc:"unconfirmed transactions of the whole driver"`
 	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" desc:"commands outstanding per controller"`
 	CommandAnswerTimeout  time.Duration `envconfig:"COMMAND_ANSWER_TIMEOUT" default:"30s" desc:"a command sent to a connected controller without a status by then ends failed (unanswered)"`
+	CommandBusyRetry      time.Duration `envconfig:"COMMAND_BUSY_RETRY" default:"1s" desc:"a command answered NAK busy is sent again after this, doubling per busy answer until it expires"`
+	CommandBusyRetryMax   time.Duration `envconfig:"COMMAND_BUSY_RETRY_MAX" default:"30s" desc:"longest wait between busy retries of a command"`
+	DrainAnswerWait       time.Duration `envconfig:"DRAIN_ANSWER_WAIT" default:"5s" desc:"a released session waits this long for the statuses of commands already sent before it says bye"`
 	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" desc:"controllers per second sent away when draining (SIGTERM)"`
 	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" desc:"a drain ends by then; remaining sessions are closed"`
 	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
@@ -47,6 +50,9 @@ func (c driverConfig) options(nc *nats.Conn) driver.Options {
 		MaxInflightTotal:      c.MaxInflightTotal,
 		CommandWindow:         c.CommandWindow,
 		CommandAnswerTimeout:  c.CommandAnswerTimeout,
+		CommandBusyRetry:      c.CommandBusyRetry,
+		CommandBusyRetryMax:   c.CommandBusyRetryMax,
+		DrainAnswerWait:       c.DrainAnswerWait,
 		DrainRate:             c.DrainRate,
 		DrainDeadline:         c.DrainDeadline,
 	}

@@ -181,6 +181,30 @@ func TestNATSPermissions(t *testing.T) {
 	if _, err := svc.Get(ctx, resp.ID); err != nil {
 		t.Errorf("get command as commander: %v", err)
 	}
+	// Its sweeper ends an expired command of a controller that is gone.
+	gone, err := svc.Submit(ctx, "PERMGONE", commander.SubmitRequest{Type: scpgate.CmdReset, TTL: "1s"})
+	if err != nil {
+		t.Fatalf("submit as commander: %v", err)
+	}
+	sw, err := commander.NewSweeper(commander.SweeperOptions{JS: cmd.js, Log: testLog(t), Grace: time.Millisecond, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sw.Check(ctx); err != nil {
+		t.Errorf("sweeper check as commander: %v", err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+		if err := sw.Sweep(ctx); err != nil {
+			return err
+		}
+		if rec, err := svc.Get(ctx, gone.ID); err != nil || rec.Status != scpgate.StatusExpired {
+			return fmt.Errorf("swept command: %+v, %v; want expired", rec, err)
+		}
+		return nil
+	})
+	if st := sw.Stats(); st.Errors != 0 {
+		t.Errorf("sweeper as commander: stats %+v, want no errors", st)
+	}
 	list, err := svc.Controllers(ctx, "", 10)
 	if err != nil || len(list.Controllers) != 1 || !list.Controllers[0].Online {
 		t.Errorf("controllers as commander: got %+v, %v; want PERM1 online", list, err)

@@ -39,6 +39,8 @@ type driverCollector struct {
 	commands, cmdSent, cmdResent, cmdConflicts *prometheus.Desc
 	cmdUnknown, cmdDoorbells, cmdErrors        *prometheus.Desc
 	cmdUnanswered, cmdTaken, cmdHintOverflows  *prometheus.Desc
+	cmdBusyRetries, cmdStaleReads              *prometheus.Desc
+	cmdDrainUnanswered, cmdStreamRecreated     *prometheus.Desc
 }
 
 // RegisterDriver adds the driver's metrics, read from src at every scrape:
@@ -71,6 +73,10 @@ type driverCollector struct {
 //	scpgate_driver_command_hint_overflows_total  sessions that dropped their hints and read the stream
 //	scpgate_driver_commands_unanswered_total     commands failed for no status within the answer timeout
 //	scpgate_driver_command_errors_total          failed NATS operations of delivery (retried)
+//	scpgate_driver_command_busy_retries_total    commands sent again after a NAK busy
+//	scpgate_driver_command_stale_reads_total     empty queue reads of a lagging replica, corrected by the leader
+//	scpgate_driver_command_drain_unanswered_total draining sessions released with commands unanswered
+//	scpgate_driver_command_stream_recreated_total times SCP_COMMANDS was found re-created
 //	scpgate_driver_commands_delivering           gauge: sessions with delivery state
 func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
 	return reg.Register(&driverCollector{
@@ -104,6 +110,11 @@ func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
 		cmdUnanswered:    desc("driver_commands_unanswered_total", "Commands failed for no status within the answer timeout (also counted failed)."),
 		cmdTaken:         desc("driver_commands_taken_total", "Pending commands taken for delivery, from hints (no read) or read from the stream.", "from"),
 		cmdHintOverflows: desc("driver_command_hint_overflows_total", "Hint buffers of a session that filled; the session read the stream instead."),
+		cmdBusyRetries:   desc("driver_command_busy_retries_total", "Commands sent again after the controller answered NAK busy."),
+		cmdStaleReads:    desc("driver_command_stale_reads_total", "Queue reads a replica answered empty while the stream leader held a command."),
+		cmdDrainUnanswered: desc("driver_command_drain_unanswered_total",
+			"Draining sessions released with commands still unanswered after the drain answer wait."),
+		cmdStreamRecreated: desc("driver_command_stream_recreated_total", "Times SCP_COMMANDS was found re-created."),
 	})
 }
 
@@ -114,6 +125,7 @@ func (c *driverCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.deferred, c.presenceErrors, c.unknownFrames, c.commands, c.cmdSent, c.cmdResent,
 		c.cmdConflicts, c.cmdUnknown, c.cmdDoorbells, c.cmdErrors,
 		c.cmdUnanswered, c.cmdTaken, c.cmdHintOverflows,
+		c.cmdBusyRetries, c.cmdStaleReads, c.cmdDrainUnanswered, c.cmdStreamRecreated,
 	} {
 		ch <- d
 	}
@@ -175,6 +187,10 @@ func (c *driverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.cmdTaken, cs.Hinted, "hint")
 	counter(ch, c.cmdTaken, cs.Fetched, "stream")
 	counter(ch, c.cmdHintOverflows, cs.HintOverflows)
+	counter(ch, c.cmdBusyRetries, cs.BusyRetries)
+	counter(ch, c.cmdStaleReads, cs.StaleReads)
+	counter(ch, c.cmdDrainUnanswered, cs.DrainUnanswered)
+	counter(ch, c.cmdStreamRecreated, cs.StreamRecreated)
 	gauge(ch, c.delivering, float64(cs.Delivering))
 }
 
