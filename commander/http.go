@@ -1,6 +1,7 @@
 package commander
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scpgate/scpgate/internal/strictjson"
 )
 
 // MaxBodyBytes is the largest request body accepted (64 KiB).
@@ -95,21 +98,29 @@ func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
-// decodeBody decodes one JSON value from r into v, refusing unknown fields
-// and trailing data. Errors are *Error values naming what is wrong.
+// decodeBody decodes one JSON value from r into v strictly (package
+// strictjson): unknown fields, fields that differ from a known one only in
+// case, repeated fields and trailing data are refused. Errors are *Error
+// values naming what is wrong.
 func decodeBody(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(r)
+	if err != nil {
 		return decodeError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return decodeError(err)
-		}
-		return apiErr(CodeBadRequest, nil, "request body holds more than one JSON value")
+	if len(bytes.TrimSpace(data)) == 0 {
+		return apiErr(CodeBadRequest, io.EOF, "empty request body")
 	}
-	return nil
+	err = strictjson.Unmarshal(data, v)
+	var keyErr *strictjson.KeyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &keyErr):
+		return apiErr(CodeBadRequest, err, "%s", keyErr)
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return apiErr(CodeBadRequest, err, "request body holds more than one JSON value")
+	}
+	return decodeError(err)
 }
 
 // decodeError turns a JSON decoding error into an *Error.

@@ -26,7 +26,7 @@ const (
 // MicroSubmit is the request of the "submit" endpoint: a SubmitRequest with
 // the controller serial and the wait as a Go duration.
 type MicroSubmit struct {
-	Serial string `json:"serial"`
+	Serial string `json:"controller"`
 	Wait   string `json:"wait,omitempty"`
 	SubmitRequest
 }
@@ -37,10 +37,10 @@ type MicroGet struct {
 }
 
 // MicroControllers is the request of the "controllers" endpoint: with a
-// serial it answers that controller's Controller, else a ControllerList
-// page. An empty body lists the first page.
+// controller serial it answers that controller's Controller, else a
+// ControllerList page. An empty body lists the first page.
 type MicroControllers struct {
-	Serial string `json:"serial,omitempty"`
+	Serial string `json:"controller,omitempty"`
 	After  string `json:"after,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 }
