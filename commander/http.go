@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/scpgate/scpgate/internal/strictjson"
+	"github.com/scpgate/scpgate/schema"
 )
 
 // MaxBodyBytes is the largest request body accepted (64 KiB).
@@ -20,19 +21,56 @@ const MaxBodyBytes = 64 << 10
 //
 //	POST /v1/controllers/{serial}/commands[?wait=5s]
 //	     body {type, params, ttl, idempotency_key}
-//	     202 SubmitResponse (queued or sent), 200 SubmitResponse with result
-//	GET  /v1/commands/{id}            200 commands.Record
+//	     202 the command document (queued or sent), 200 with a final status
+//	GET  /v1/commands/{id}            200 the command document
 //	GET  /v1/controllers[?after=&limit=]  200 ControllerList
 //	GET  /v1/controllers/{serial}     200 Controller
+//	GET  /openapi.json                the OpenAPI document (package schema)
 //
 // Errors answer {"error": "...", "code": "..."} with Code.HTTPStatus.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/controllers/{serial}/commands", s.httpSubmit)
-	mux.HandleFunc("GET /v1/commands/{id}", s.httpGet)
-	mux.HandleFunc("GET /v1/controllers", s.httpControllers)
-	mux.HandleFunc("GET /v1/controllers/{serial}", s.httpController)
+	for _, r := range s.routes() {
+		mux.HandleFunc(r.pattern, r.fn)
+	}
 	return mux
+}
+
+type route struct {
+	pattern string
+	fn      http.HandlerFunc
+}
+
+func (s *Service) routes() []route {
+	return []route{
+		{"POST /v1/controllers/{serial}/commands", s.httpSubmit},
+		{"GET /v1/commands/{id}", s.httpGet},
+		{"GET /v1/controllers", s.httpControllers},
+		{"GET /v1/controllers/{serial}", s.httpController},
+		{"GET /openapi.json", serveOpenAPI},
+	}
+}
+
+// Routes returns the patterns Handler serves, for checks against the
+// OpenAPI document.
+func Routes() []string {
+	var s *Service
+	var out []string
+	for _, r := range s.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+// serveOpenAPI answers the bundled OpenAPI document.
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	b, err := schema.OpenAPI()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "openapi document: " + err.Error(), Code: CodeInternal})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 }
 
 func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {

@@ -114,6 +114,7 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
+	mux.Handle("GET /openapi.json", svc.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

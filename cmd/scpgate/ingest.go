@@ -195,6 +195,7 @@ func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
+	mux.Handle("GET /openapi.json", svc.Handler())
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
 	mux.Handle("GET /readyz", ingestReady(nc, svc, maxLag))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
