@@ -17,6 +17,7 @@ import (
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/commands"
 	"github.com/scpgate/scpgate/schema"
+	"github.com/scpgate/scpgate/streams"
 )
 
 // schemas compiles the schema files once.
@@ -236,5 +237,63 @@ func TestSchemasMatchGoTypes(t *testing.T) {
 			node = map[string]any{"$ref": tt.ref}
 		}
 		sameKeys(t, reflect.TypeOf(tt.v).Elem().String(), file, node, doc)
+	}
+}
+
+// TestAsyncAPI: the AsyncAPI document's payloads are schemas that exist,
+// its internal references resolve, and its channels are the subjects of
+// package streams and the commander's micro endpoints.
+func TestAsyncAPI(t *testing.T) {
+	doc := loadJSON(t, "asyncapi.json")
+	if doc["asyncapi"] != "3.0.0" {
+		t.Errorf("asyncapi: got %v, want 3.0.0", doc["asyncapi"])
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				if strings.HasPrefix(ref, "#/") {
+					node := any(doc)
+					for _, p := range strings.Split(ref[2:], "/") {
+						m, _ := node.(map[string]any)
+						node = m[p]
+					}
+					if node == nil {
+						t.Errorf("asyncapi.json: %s does not resolve", ref)
+					}
+				} else {
+					compile(t, ref)
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(doc)
+	addresses := map[string]bool{}
+	for _, c := range doc["channels"].(map[string]any) {
+		if a, ok := c.(map[string]any)["address"].(string); ok {
+			addresses[a] = true
+		}
+	}
+	for _, a := range []string{
+		"scp.evt.{controller}.{kind}", "scp.res.{controller}", "$KV.scp_state.{key}",
+		commander.SubjectPrefix + ".submit", commander.SubjectPrefix + ".get", commander.SubjectPrefix + ".controllers",
+	} {
+		if !addresses[a] {
+			t.Errorf("asyncapi.json: no channel %s", a)
+		}
+	}
+	if s, _ := streams.EventSubject("C1", scpgate.KindAccess); s != "scp.evt.C1.access" {
+		t.Errorf("events subject %s no longer matches the channel", s)
+	}
+	if s, _ := streams.ResultSubject("C1"); s != "scp.res.C1" {
+		t.Errorf("results subject %s no longer matches the channel", s)
 	}
 }
