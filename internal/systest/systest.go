@@ -180,6 +180,8 @@ func Start(t *testing.T, o Options) *System {
 		}
 	})
 	sys.Ingest = isvc
+	// Stop ingest before its store closes (cleanups run last first).
+	t.Cleanup(func() { cancel(); wg.Wait() })
 	is := httptest.NewServer(o.Wrap("ingest", isvc.Handler()))
 	t.Cleanup(is.Close)
 	sys.IngestURL = is.URL
