@@ -121,16 +121,19 @@ func (r *Record) Doc() scpgate.Result {
 }
 
 // QueuedRecord returns the record of command c, stored at sequence seq and
-// not yet sent: status "queued", or "expired" when now is past c.Expires.
+// not yet sent: status "queued", or "expired" (finished at c.Expires) when
+// now is past c.Expires.
 func QueuedRecord(serial string, seq uint64, c *scpgate.Command, now time.Time) Record {
-	st := scpgate.StatusQueued
-	if !c.Expires.IsZero() && now.After(c.Expires) {
-		st = scpgate.StatusExpired
-	}
-	return Record{
-		V: scpgate.SchemaVersion, ID: ID(serial, seq), Controller: serial, Type: c.Type, Status: st,
+	rec := Record{
+		V: scpgate.SchemaVersion, ID: ID(serial, seq), Controller: serial, Type: c.Type, Status: scpgate.StatusQueued,
 		Seq: seq, Created: c.Created, Expires: c.Expires,
 	}
+	if !c.Expires.IsZero() && now.After(c.Expires) {
+		// Final: it ended when it expired.
+		exp := c.Expires
+		rec.Status, rec.Finished = scpgate.StatusExpired, &exp
+	}
+	return rec
 }
 
 // RecordOf returns the final record of result r.

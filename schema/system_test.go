@@ -379,6 +379,20 @@ func exerciseHTTP(t *testing.T, sys *systest.System) []string {
 			t.Errorf("submit %s: got %d %s, want 400", body, code, b)
 		}
 	}
+	// expired: a command for an absent controller past its TTL.
+	if code, b := post("NOBODY", "", `{"type":"reset","ttl":"1s"}`); code != http.StatusAccepted {
+		t.Errorf("submit with ttl 1s: got %d %s, want 202", code, b)
+	} else {
+		var r struct{ ID string }
+		_ = json.Unmarshal(b, &r)
+		natstest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+			var rec struct{ Status string }
+			if err := json.Unmarshal(get(t, sys.CommanderURL+"/v1/commands/"+r.ID), &rec); err != nil || rec.Status != "expired" {
+				return fmt.Errorf("command %s: %s (%v), want expired", r.ID, rec.Status, err)
+			}
+			return nil
+		})
+	}
 	get(t, sys.CommanderURL+"/v1/commands/SYS-1.999999")
 	get(t, sys.CommanderURL+"/v1/commands/nonsense")
 	get(t, sys.CommanderURL+"/v1/controllers")
