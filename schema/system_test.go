@@ -1,7 +1,6 @@
 package schema_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -127,8 +126,45 @@ func TestOpenAPIRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bundle: %v", err)
 	}
-	if bytes.Contains(b, []byte(`"$ref": "event.json`)) || bytes.Contains(b, []byte(`.json#`)) {
-		t.Errorf("the bundled document still refers to schema files")
+	var bundled map[string]any
+	if err := json.Unmarshal(b, &bundled); err != nil {
+		t.Fatalf("bundled document: %v", err)
+	}
+	if bundled["openapi"] != "3.1.0" {
+		t.Errorf("openapi: got %v, want 3.1.0", bundled["openapi"])
+	}
+	refs := 0
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if ref, ok := x["$ref"].(string); ok {
+				refs++
+				if !strings.HasPrefix(ref, "#/") {
+					t.Errorf("bundled document: $ref %q points outside it", ref)
+					return
+				}
+				node := any(bundled)
+				for _, p := range strings.Split(ref[2:], "/") {
+					m, _ := node.(map[string]any)
+					node = m[p]
+				}
+				if node == nil {
+					t.Errorf("bundled document: $ref %q does not resolve", ref)
+				}
+			}
+			for _, e := range x {
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(bundled)
+	if refs < 20 {
+		t.Errorf("bundled document: only %d references", refs)
 	}
 }
 
