@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -73,7 +74,25 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(b)
 }
 
+// checkQuery refuses a query parameter that is not one of allowed, or
+// that is given twice: names are case-sensitive, like JSON keys.
+func checkQuery(r *http.Request, allowed ...string) error {
+	for k, v := range r.URL.Query() {
+		if !slices.Contains(allowed, k) {
+			return apiErr(CodeBadRequest, nil, "unknown query parameter %q", k)
+		}
+		if len(v) > 1 {
+			return apiErr(CodeBadRequest, nil, "query parameter %q given more than once", k)
+		}
+	}
+	return nil
+}
+
 func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, "wait"); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	var req SubmitRequest
 	if err := decodeBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &req); err != nil {
 		s.writeError(w, err)
@@ -100,6 +119,10 @@ func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	rec, err := s.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, err)
@@ -109,6 +132,10 @@ func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, "after", "limit"); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	q := r.URL.Query()
 	limit := 0
 	if v := q.Get("limit"); v != "" {
@@ -128,6 +155,10 @@ func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	c, err := s.Controller(r.Context(), r.PathValue("serial"))
 	if err != nil {
 		s.writeError(w, err)

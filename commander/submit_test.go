@@ -193,6 +193,8 @@ func TestSubmitValidation(t *testing.T) {
 		{"body over 64 KiB", "S1", "", append([]byte(`{"type":"reset","ttl":"`), bytes.Repeat([]byte("1"), 70<<10)...), "64 KiB"},
 		{"bad wait", "S1", "?wait=soon", []byte(`{"type":"reset"}`), "wait"},
 		{"wait too long", "S1", "?wait=61s", []byte(`{"type":"reset"}`), "wait"},
+		{"query in another case", "S1", "?Wait=5s", []byte(`{"type":"reset"}`), `"Wait"`},
+		{"wait twice", "S1", "?wait=1s&wait=2s", []byte(`{"type":"reset"}`), "more than once"},
 	}
 	for _, tt := range other {
 		a := e.post(tt.serial, tt.query, tt.body)
