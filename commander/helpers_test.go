@@ -75,7 +75,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatalf("new commander: %v", err)
 	}
-	hs := httptest.NewServer(svc.Handler())
+	hs := httptest.NewServer(documentedOnly(t, svc.Handler()))
 	t.Cleanup(func() {
 		hs.Close()
 		if err := svc.Close(); err != nil {

@@ -20,6 +20,8 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -117,4 +119,44 @@ func bundledRef(ref, file string) string {
 		return ref
 	}
 	return "#/components/schemas/" + name + frag
+}
+
+// wildcard matches a path wildcard of a route pattern or an OpenAPI path.
+var wildcard = regexp.MustCompile(`\{[^}]*\}`)
+
+var documented = sync.OnceValues(func() (map[string]bool, error) {
+	raw, err := FS.ReadFile("openapi.json")
+	if err != nil {
+		return nil, err
+	}
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("decode openapi.json: %w", err)
+	}
+	m := map[string]bool{}
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			for status := range op.Responses {
+				m[strings.ToUpper(method)+" "+wildcard.ReplaceAllString(path, "{}")+" "+status] = true
+			}
+		}
+	}
+	return m, nil
+})
+
+// Documented reports whether the OpenAPI document lists status as an
+// answer of the route pattern ("GET /v1/commands/{id}", as registered on
+// an http.ServeMux; wildcard names do not matter). Tests of the handlers
+// use it to hold every answer they see to the document.
+func Documented(pattern string, status int) bool {
+	m, err := documented()
+	if err != nil {
+		return false
+	}
+	method, path, _ := strings.Cut(pattern, " ")
+	return m[method+" "+wildcard.ReplaceAllString(path, "{}")+" "+strconv.Itoa(status)]
 }
