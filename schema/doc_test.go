@@ -1,7 +1,9 @@
 package schema_test
 
 import (
+	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -49,5 +51,37 @@ func TestAPIDoc(t *testing.T) {
 		if !strings.Contains(doc, "`"+f+"`") {
 			t.Errorf("docs/api.md does not name %s", f)
 		}
+	}
+}
+
+// TestDocExamples validates the JSON examples of docs/events.md (events)
+// and docs/api.md (a submission, the command document, a presence)
+// against the schemas.
+func TestDocExamples(t *testing.T) {
+	blocks := func(file string) []string {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range regexp.MustCompile("(?s)```json\n(.*?)\n```").FindAllStringSubmatch(string(b), -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	events := blocks("../docs/events.md")
+	if len(events) < 8 {
+		t.Fatalf("docs/events.md: %d examples", len(events))
+	}
+	for i, e := range events {
+		validate(t, "event.json", []byte(e), fmt.Sprintf("docs/events.md example %d", i+1))
+	}
+	api := blocks("../docs/api.md")
+	refs := []string{"command-request.json#/$defs/microSubmit", "command.json", "api.json#/$defs/controller"}
+	if len(api) != len(refs) {
+		t.Fatalf("docs/api.md: %d JSON examples, want %d", len(api), len(refs))
+	}
+	for i, e := range api {
+		validate(t, refs[i], []byte(e), fmt.Sprintf("docs/api.md example %d", i+1))
 	}
 }
