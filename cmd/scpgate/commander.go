@@ -42,7 +42,8 @@ environment (below); flags override it.
 With SCPGATE_API_TOKENS (or SCPGATE_API_TOKENS_FILE) every HTTP request
 needs "Authorization: Bearer <token>": submitting takes scope
 commands:write, reading commands and controllers commands:read (admin
-grants all). /healthz, /readyz and /metrics (Prometheus) stay open.`,
+grants all). /healthz, /readyz, /metrics (Prometheus) and /openapi.json
+(the OpenAPI document of the API; docs/api.md) stay open.`,
 		run: runCommander,
 	})
 }

@@ -113,6 +113,12 @@ func TestDev(t *testing.T) {
 				}
 				return nil
 			})
+			var api struct {
+				OpenAPI string `json:"openapi"`
+			}
+			if err := getJSON(base+"/openapi.json", &api); err != nil || api.OpenAPI != "3.1.0" {
+				t.Errorf("/openapi.json: %q, %v; want the OpenAPI 3.1 document", api.OpenAPI, err)
+			}
 			var list struct {
 				Controllers []struct {
 					Serial string `json:"controller"`

@@ -237,6 +237,8 @@ func TestAPITokens(t *testing.T) {
 		{ih, "GET", "/v1/events?controller=C1", writer, "", 403},
 		{ih, "GET", "/v1/events?controller=C1", events, "", 200},
 		{ih, "GET", "/healthz", "", "", 200},
+		{ch, "GET", "/openapi.json", "", "", 200},
+		{ih, "GET", "/openapi.json", "", "", 200},
 	} {
 		if code, body := request(tc.h, tc.method, tc.path, tc.token, tc.body); code != tc.want {
 			t.Errorf("%s %s with %q: got %d %s, want %d", tc.method, tc.path, tc.token, code, body, tc.want)
