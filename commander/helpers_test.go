@@ -205,10 +205,14 @@ func (e *env) fakeDriver(serial string, status scpgate.CommandStatus) {
 		defer close(done)
 		var cursor uint64
 		for {
+			// The doorbell can beat the stream's storing of the command
+			// (the core message and the store race), so look again
+			// after a while too.
 			select {
 			case <-ctx.Done():
 				return
 			case <-bell:
+			case <-time.After(50 * time.Millisecond):
 			}
 			for {
 				msg, err := e.h.Commands.GetMsg(ctx, cursor+1, jetstream.WithGetMsgSubject(subj))
