@@ -52,7 +52,7 @@ type CommandParams struct {
 	Output   *uint16    `json:"output,omitempty"`   // output
 	Action   string     `json:"action,omitempty"`   // output: off, on, pulse
 	MS       uint32     `json:"ms,omitempty"`       // output pulse length
-	Card     uint64     `json:"card,omitempty"`     // card_add, card_delete
+	Card     CardNumber `json:"card,omitempty"`     // card_add, card_delete: a number, or a string of digits
 	Facility uint32     `json:"facility,omitempty"` // card_add
 	PIN      string     `json:"pin,omitempty"`      // card_add: up to 8 digits
 	Levels   []uint16   `json:"levels,omitempty"`   // card_add: access levels
@@ -74,7 +74,9 @@ type Command struct {
 }
 
 // Result is the one result of a command, published to scp.res.<serial>
-// with the command id as message id.
+// with the command id as message id. Its JSON is the one command document
+// of the API (docs/api.md, schema/command.json): the same shape as the
+// status record (commands.Record) and the commander's submit reply.
 type Result struct {
 	V          int           `json:"v"`
 	ID         string        `json:"id"` // command id
@@ -85,7 +87,11 @@ type Result struct {
 	Detail     string        `json:"detail,omitempty"` // the controller's answer text (id_request, tran_status)
 	Seq        uint64        `json:"seq"`              // stream sequence of the command in SCP_COMMANDS
 	Created    time.Time     `json:"created"`
+	Expires    time.Time     `json:"expires,omitzero"` // after this the command is never sent
 	Sent       *time.Time    `json:"sent,omitempty"`
-	Finished   time.Time     `json:"finished"`
+	Finished   time.Time     `json:"finished,omitzero"` // set once the status is final
 	Driver     string        `json:"driver,omitempty"`
+	// Duplicate is true in a submit reply whose idempotency key named an
+	// earlier, identical command; never set in SCP_RESULTS.
+	Duplicate bool `json:"duplicate,omitempty"`
 }

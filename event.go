@@ -67,7 +67,8 @@ type Source struct {
 	Number uint16 `json:"number"`
 }
 
-// Card is the credential of an access event.
+// Card is the credential of an access event. Its JSON also carries the
+// number as a decimal string, number_str (see Card.MarshalJSON).
 type Card struct {
 	Number   uint64 `json:"number"`
 	Facility uint32 `json:"facility"`

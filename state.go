@@ -184,7 +184,7 @@ func (s *OutputState) Apply(u PointUpdate) bool {
 // from the newest online event (InfoAt). LastSeen is the latest Received
 // time of any of its events.
 type ControllerState struct {
-	Serial     string        `json:"serial"`
+	Serial     string        `json:"controller"` // the controller serial
 	Online     bool          `json:"online"`
 	Session    string        `json:"session,omitempty"`
 	Reason     string        `json:"reason,omitempty"` // why the last session ended, when offline

@@ -194,7 +194,7 @@ func submitAtRate(ctx context.Context, client *http.Client, base string, serial 
 // submitOne submits a card_delete with ?wait and checks that the answer
 // carries an ok result.
 func submitOne(ctx context.Context, client *http.Client, base, serial string, card uint64) error {
-	body, _ := json.Marshal(commander.SubmitRequest{Type: scpgate.CmdCardDelete, Params: scpgate.CommandParams{Card: card}})
+	body, _ := json.Marshal(commander.SubmitRequest{Type: scpgate.CmdCardDelete, Params: scpgate.CommandParams{Card: scpgate.CardNumber(card)}})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/controllers/"+serial+"/commands?wait="+commandWait.String(), bytes.NewReader(body))
 	if err != nil {
 		return err

@@ -101,7 +101,7 @@ func (s *Service) storedCommand(ctx context.Context, serial string, seq uint64) 
 // Controller is a controller's presence: online while a driver holds a
 // session for it (bucket scp_sessions).
 type Controller struct {
-	Serial   string    `json:"serial"`
+	Serial   string    `json:"controller"`
 	Online   bool      `json:"online"`
 	Driver   string    `json:"driver,omitempty"`
 	Session  string    `json:"session,omitempty"`
@@ -109,6 +109,24 @@ type Controller struct {
 	Since    time.Time `json:"since,omitzero"`
 	Model    string    `json:"model,omitempty"`
 	Firmware string    `json:"firmware,omitempty"`
+}
+
+// MarshalJSON encodes c with since in scpgate.TimeFormatNS.
+func (c Controller) MarshalJSON() ([]byte, error) {
+	var since string
+	if !c.Since.IsZero() {
+		since = c.Since.UTC().Format(scpgate.TimeFormatNS)
+	}
+	return json.Marshal(struct {
+		Serial   string `json:"controller"`
+		Online   bool   `json:"online"`
+		Driver   string `json:"driver,omitempty"`
+		Session  string `json:"session,omitempty"`
+		Remote   string `json:"remote,omitempty"`
+		Since    string `json:"since,omitempty"`
+		Model    string `json:"model,omitempty"`
+		Firmware string `json:"firmware,omitempty"`
+	}{c.Serial, c.Online, c.Driver, c.Session, c.Remote, since, c.Model, c.Firmware})
 }
 
 // ControllerList is a page of online controllers ordered by serial. Next

@@ -75,7 +75,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatalf("new commander: %v", err)
 	}
-	hs := httptest.NewServer(svc.Handler())
+	hs := httptest.NewServer(documentedOnly(t, svc.Handler()))
 	t.Cleanup(func() {
 		hs.Close()
 		if err := svc.Close(); err != nil {
@@ -205,10 +205,14 @@ func (e *env) fakeDriver(serial string, status scpgate.CommandStatus) {
 		defer close(done)
 		var cursor uint64
 		for {
+			// The doorbell can beat the stream's storing of the command
+			// (the core message and the store race), so look again
+			// after a while too.
 			select {
 			case <-ctx.Done():
 				return
 			case <-bell:
+			case <-time.After(50 * time.Millisecond):
 			}
 			for {
 				msg, err := e.h.Commands.GetMsg(ctx, cursor+1, jetstream.WithGetMsgSubject(subj))

@@ -1,13 +1,18 @@
 package commander
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/scpgate/scpgate/internal/strictjson"
+	"github.com/scpgate/scpgate/schema"
 )
 
 // MaxBodyBytes is the largest request body accepted (64 KiB).
@@ -17,22 +22,77 @@ const MaxBodyBytes = 64 << 10
 //
 //	POST /v1/controllers/{serial}/commands[?wait=5s]
 //	     body {type, params, ttl, idempotency_key}
-//	     202 SubmitResponse (queued or sent), 200 SubmitResponse with result
-//	GET  /v1/commands/{id}            200 commands.Record
+//	     202 the command document (queued or sent), 200 with a final status
+//	GET  /v1/commands/{id}            200 the command document
 //	GET  /v1/controllers[?after=&limit=]  200 ControllerList
 //	GET  /v1/controllers/{serial}     200 Controller
+//	GET  /openapi.json                the OpenAPI document (package schema)
 //
 // Errors answer {"error": "...", "code": "..."} with Code.HTTPStatus.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/controllers/{serial}/commands", s.httpSubmit)
-	mux.HandleFunc("GET /v1/commands/{id}", s.httpGet)
-	mux.HandleFunc("GET /v1/controllers", s.httpControllers)
-	mux.HandleFunc("GET /v1/controllers/{serial}", s.httpController)
+	for _, r := range s.routes() {
+		mux.HandleFunc(r.pattern, r.fn)
+	}
 	return mux
 }
 
+type route struct {
+	pattern string
+	fn      http.HandlerFunc
+}
+
+func (s *Service) routes() []route {
+	return []route{
+		{"POST /v1/controllers/{serial}/commands", s.httpSubmit},
+		{"GET /v1/commands/{id}", s.httpGet},
+		{"GET /v1/controllers", s.httpControllers},
+		{"GET /v1/controllers/{serial}", s.httpController},
+		{"GET /openapi.json", serveOpenAPI},
+	}
+}
+
+// Routes returns the patterns Handler serves, for checks against the
+// OpenAPI document.
+func Routes() []string {
+	var s *Service
+	var out []string
+	for _, r := range s.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+// serveOpenAPI answers the bundled OpenAPI document.
+func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
+	b, err := schema.OpenAPI()
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "openapi document: " + err.Error(), Code: CodeInternal})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+// checkQuery refuses a query parameter that is not one of allowed, or
+// that is given twice: names are case-sensitive, like JSON keys.
+func checkQuery(r *http.Request, allowed ...string) error {
+	for k, v := range r.URL.Query() {
+		if !slices.Contains(allowed, k) {
+			return apiErr(CodeBadRequest, nil, "unknown query parameter %q", k)
+		}
+		if len(v) > 1 {
+			return apiErr(CodeBadRequest, nil, "query parameter %q given more than once", k)
+		}
+	}
+	return nil
+}
+
 func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, "wait"); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	var req SubmitRequest
 	if err := decodeBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), &req); err != nil {
 		s.writeError(w, err)
@@ -59,6 +119,10 @@ func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	rec, err := s.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, err)
@@ -68,6 +132,10 @@ func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r, "after", "limit"); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	q := r.URL.Query()
 	limit := 0
 	if v := q.Get("limit"); v != "" {
@@ -87,6 +155,10 @@ func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
+	if err := checkQuery(r); err != nil {
+		s.writeError(w, err)
+		return
+	}
 	c, err := s.Controller(r.Context(), r.PathValue("serial"))
 	if err != nil {
 		s.writeError(w, err)
@@ -95,21 +167,29 @@ func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, c)
 }
 
-// decodeBody decodes one JSON value from r into v, refusing unknown fields
-// and trailing data. Errors are *Error values naming what is wrong.
+// decodeBody decodes one JSON value from r into v strictly (package
+// strictjson): unknown fields, fields that differ from a known one only in
+// case, repeated fields and trailing data are refused. Errors are *Error
+// values naming what is wrong.
 func decodeBody(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	data, err := io.ReadAll(r)
+	if err != nil {
 		return decodeError(err)
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return decodeError(err)
-		}
-		return apiErr(CodeBadRequest, nil, "request body holds more than one JSON value")
+	if len(bytes.TrimSpace(data)) == 0 {
+		return apiErr(CodeBadRequest, io.EOF, "empty request body")
 	}
-	return nil
+	err = strictjson.Unmarshal(data, v)
+	var keyErr *strictjson.KeyError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &keyErr):
+		return apiErr(CodeBadRequest, err, "%s", keyErr)
+	case errors.Is(err, strictjson.ErrTrailingData):
+		return apiErr(CodeBadRequest, err, "request body holds more than one JSON value")
+	}
+	return decodeError(err)
 }
 
 // decodeError turns a JSON decoding error into an *Error.

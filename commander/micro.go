@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/scpgate/scpgate/schema"
 )
 
 // Names of the NATS micro service.
@@ -26,7 +29,7 @@ const (
 // MicroSubmit is the request of the "submit" endpoint: a SubmitRequest with
 // the controller serial and the wait as a Go duration.
 type MicroSubmit struct {
-	Serial string `json:"serial"`
+	Serial string `json:"controller"`
 	Wait   string `json:"wait,omitempty"`
 	SubmitRequest
 }
@@ -37,10 +40,10 @@ type MicroGet struct {
 }
 
 // MicroControllers is the request of the "controllers" endpoint: with a
-// serial it answers that controller's Controller, else a ControllerList
-// page. An empty body lists the first page.
+// controller serial it answers that controller's Controller, else a
+// ControllerList page. An empty body lists the first page.
 type MicroControllers struct {
-	Serial string `json:"serial,omitempty"`
+	Serial string `json:"controller,omitempty"`
 	After  string `json:"after,omitempty"`
 	Limit  int    `json:"limit,omitempty"`
 }
@@ -48,6 +51,9 @@ type MicroControllers struct {
 // Register adds the micro service "scpgate-commander" on nc with the
 // endpoints submit, get and controllers (subjects under SubjectPrefix, in
 // the default queue group, so several commanders share the load). Each
+// endpoint's metadata names its request_schema, response_schema (one, or
+// several separated by spaces) and error_schema: URLs of the files in
+// schema/ (schema.BaseURL). Each
 // answers the same JSON as the HTTP API; an error answers with the
 // Nats-Service-Error-Code header set to the HTTP status, the
 // Nats-Service-Error header to the message, and the error JSON
@@ -66,15 +72,23 @@ func (s *Service) Register(nc *nats.Conn) (micro.Service, error) {
 	}
 	g := svc.AddGroup(SubjectPrefix)
 	endpoints := []struct {
-		name string
-		fn   func(context.Context, []byte) (any, error)
+		name     string
+		fn       func(context.Context, []byte) (any, error)
+		req, res string
 	}{
-		{"submit", s.microSubmit},
-		{"get", s.microGet},
-		{"controllers", s.microControllers},
+		{"submit", s.microSubmit, "command-request.json#/$defs/microSubmit", "command.json"},
+		{"get", s.microGet, "command-request.json#/$defs/microGet", "command.json"},
+		{"controllers", s.microControllers, "command-request.json#/$defs/microControllers",
+			"api.json#/$defs/controller api.json#/$defs/controllerList"},
 	}
 	for _, e := range endpoints {
-		if err := g.AddEndpoint(e.name, s.microHandler(e.fn)); err != nil {
+		meta := map[string]string{
+			"request_schema":  schema.BaseURL + e.req,
+			"response_schema": prefixAll(schema.BaseURL, e.res),
+			"error_schema":    schema.BaseURL + "api.json#/$defs/error",
+			"docs":            "docs/api.md",
+		}
+		if err := g.AddEndpoint(e.name, s.microHandler(e.fn), micro.WithEndpointMetadata(meta)); err != nil {
 			_ = svc.Stop()
 			return nil, fmt.Errorf("add endpoint %s: %w", e.name, err)
 		}
@@ -87,6 +101,15 @@ func (s *Service) Register(nc *nats.Conn) (micro.Service, error) {
 	}
 	s.services = append(s.services, svc)
 	return svc, nil
+}
+
+// prefixAll prefixes every space-separated word of list with base.
+func prefixAll(base, list string) string {
+	words := strings.Fields(list)
+	for i, w := range words {
+		words[i] = base + w
+	}
+	return strings.Join(words, " ")
 }
 
 // microHandler runs fn for each request in its own goroutine, bounded by

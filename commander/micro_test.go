@@ -38,7 +38,7 @@ func TestMicroMatchesHTTP(t *testing.T) {
 	}
 
 	// submit over NATS, then the same key over HTTP: one command.
-	m := e.request("submit", map[string]any{"serial": "S1", "type": "output",
+	m := e.request("submit", map[string]any{"controller": "S1", "type": "output",
 		"params": map[string]any{"output": 2, "action": "off"}, "idempotency_key": "k1"})
 	var viaNATS commander.SubmitResponse
 	if err := json.Unmarshal(m.Data, &viaNATS); err != nil || m.Header.Get(micro.ErrorCodeHeader) != "" {
@@ -66,11 +66,11 @@ func TestMicroMatchesHTTP(t *testing.T) {
 		nats     any
 		http     func() answer
 	}{
-		{"submit", map[string]any{"serial": "S1", "type": "momentary_unlock", "params": map[string]any{"door": 1}},
+		{"submit", map[string]any{"controller": "S1", "type": "momentary_unlock", "params": map[string]any{"door": 1}},
 			func() answer {
 				return e.post("S1", "", map[string]any{"type": "momentary_unlock", "params": map[string]any{"door": 1}})
 			}},
-		{"submit", map[string]any{"serial": "S.1", "type": "reset"},
+		{"submit", map[string]any{"controller": "S.1", "type": "reset"},
 			func() answer { return e.post("S.1", "", map[string]any{"type": "reset"}) }},
 		{"get", map[string]any{"id": "S1.424242"}, func() answer { return e.get("/v1/commands/S1.424242") }},
 	}
@@ -84,13 +84,13 @@ func TestMicroMatchesHTTP(t *testing.T) {
 			t.Errorf("%s %v: got NATS %s, HTTP %s; want the same error", tt.endpoint, tt.nats, m.Data, a.body)
 		}
 	}
-	m = e.request("submit", []byte(`{"serial":"S1","type":"reset","wait":"later"}`))
+	m = e.request("submit", []byte(`{"controller":"S1","type":"reset","wait":"later"}`))
 	if m.Header.Get(micro.ErrorCodeHeader) != "400" {
 		t.Errorf("submit with a bad wait: got %s %v, want 400", m.Data, m.Header)
 	}
 
 	// controllers: one and the list.
-	m = e.request("controllers", map[string]any{"serial": "C1"})
+	m = e.request("controllers", map[string]any{"controller": "C1"})
 	a = e.get("/v1/controllers/C1")
 	if !bytes.Equal(append(m.Data, '\n'), a.body) {
 		t.Errorf("controller: got NATS %s, HTTP %s; want the same", m.Data, a.body)
@@ -112,7 +112,7 @@ func TestMicroWaitDoesNotBlockOthers(t *testing.T) {
 	// A submission that waits (no driver for S9) ...
 	waiting := make(chan *nats.Msg, 1)
 	go func() {
-		m, err := e.nc.Request(commander.SubjectPrefix+".submit", []byte(`{"serial":"S9","type":"reset","wait":"2s"}`), 10*time.Second)
+		m, err := e.nc.Request(commander.SubjectPrefix+".submit", []byte(`{"controller":"S9","type":"reset","wait":"2s"}`), 10*time.Second)
 		if err != nil {
 			t.Errorf("waiting submit: %v", err)
 		}
@@ -120,7 +120,7 @@ func TestMicroWaitDoesNotBlockOthers(t *testing.T) {
 	}()
 	// ... does not hold up another one that gets its result at once.
 	start := time.Now()
-	m := e.request("submit", []byte(`{"serial":"S1","type":"tran_status","wait":"5s"}`))
+	m := e.request("submit", []byte(`{"controller":"S1","type":"tran_status","wait":"5s"}`))
 	var r commander.SubmitResponse
 	if err := json.Unmarshal(m.Data, &r); err != nil || r.Result == nil || r.Result.Status != scpgate.StatusFailed {
 		t.Fatalf("submit with wait: got %s (%v), want the failed result", m.Data, err)

@@ -38,21 +38,61 @@ type SubmitRequest struct {
 	Wait time.Duration `json:"-"`
 }
 
-// SubmitResponse answers a submission. Result is set when the command
-// ended within the wait (HTTP 200); otherwise Status is queued or sent
-// (HTTP 202).
+// SubmitResponse answers a submission. Its JSON is the command document
+// (commands.Record, the same shape as GET /v1/commands/{id} and as the
+// result in SCP_RESULTS): with a final status (HTTP 200) when the command
+// ended within the wait, else queued or sent (HTTP 202).
 type SubmitResponse struct {
-	ID         string                `json:"id"`
-	Status     scpgate.CommandStatus `json:"status"`
-	Controller string                `json:"controller"`
-	Type       scpgate.CommandType   `json:"type"`
-	Seq        uint64                `json:"seq"`
-	Created    time.Time             `json:"created"`
-	Expires    time.Time             `json:"expires,omitzero"`
+	ID         string
+	Status     scpgate.CommandStatus
+	Controller string
+	Type       scpgate.CommandType
+	Seq        uint64
+	Created    time.Time
+	Expires    time.Time
 	// Duplicate is true when the idempotency key named an earlier,
 	// identical command, whose id this is.
-	Duplicate bool            `json:"duplicate,omitempty"`
-	Result    *scpgate.Result `json:"result,omitempty"`
+	Duplicate bool
+	// Result is set when the status is final.
+	Result *scpgate.Result
+}
+
+// Record returns r as the command document.
+func (r SubmitResponse) Record() commands.Record {
+	rec := commands.Record{
+		V: scpgate.SchemaVersion, ID: r.ID, Controller: r.Controller, Type: r.Type, Status: r.Status,
+		Seq: r.Seq, Created: r.Created, Expires: r.Expires, Duplicate: r.Duplicate,
+	}
+	if res := r.Result; res != nil {
+		rec.Status, rec.Reason, rec.Detail, rec.Sent, rec.Driver = res.Status, res.Reason, res.Detail, res.Sent, res.Driver
+		if !res.Finished.IsZero() {
+			f := res.Finished
+			rec.Finished = &f
+		}
+	}
+	return rec
+}
+
+// MarshalJSON encodes r as the command document.
+func (r SubmitResponse) MarshalJSON() ([]byte, error) {
+	return json.Marshal(r.Record())
+}
+
+// UnmarshalJSON decodes the command document into r, setting Result when
+// its status is final.
+func (r *SubmitResponse) UnmarshalJSON(b []byte) error {
+	var rec commands.Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return err
+	}
+	*r = SubmitResponse{
+		ID: rec.ID, Status: rec.Status, Controller: rec.Controller, Type: rec.Type, Seq: rec.Seq,
+		Created: rec.Created, Expires: rec.Expires, Duplicate: rec.Duplicate,
+	}
+	if res, ok := rec.Result(); ok {
+		r.Result = &res
+	}
+	return nil
 }
 
 // Submit validates a command for the controller serial, stores it in

@@ -153,6 +153,13 @@ func TestSubmitValidation(t *testing.T) {
 		{"no type", `{}`, "unknown_type", ""},
 		{"unknown field", `{"type":"reset","colour":"red"}`, "bad_request", "colour"},
 		{"unknown param", `{"type":"reset","params":{"colour":"red"}}`, "bad_request", "colour"},
+		{"key in another case", `{"type":"reset","TYPE":"card_delete"}`, "bad_request", `did you mean "type"`},
+		{"only key in another case", `{"Type":"reset"}`, "bad_request", `did you mean "type"`},
+		{"param in another case", `{"type":"card_delete","params":{"Card":5}}`, "bad_request", `"Card" in params`},
+		{"key twice", `{"type":"reset","type":"reset"}`, "bad_request", "given twice"},
+		{"card as a string", `{"type":"card_delete","params":{"card":"18446744073709551615"}}`, "", ""},
+		{"card string not a number", `{"type":"card_delete","params":{"card":"12x"}}`, "bad_request", "card"},
+		{"card past 64 bits", `{"type":"card_delete","params":{"card":"18446744073709551616"}}`, "bad_request", "card"},
 		{"malformed", `{"type":`, "bad_request", ""},
 		{"two values", `{"type":"reset"} {}`, "bad_request", ""},
 		{"bad ttl", `{"type":"reset","ttl":"soon"}`, "bad_params", "ttl"},
@@ -186,6 +193,8 @@ func TestSubmitValidation(t *testing.T) {
 		{"body over 64 KiB", "S1", "", append([]byte(`{"type":"reset","ttl":"`), bytes.Repeat([]byte("1"), 70<<10)...), "64 KiB"},
 		{"bad wait", "S1", "?wait=soon", []byte(`{"type":"reset"}`), "wait"},
 		{"wait too long", "S1", "?wait=61s", []byte(`{"type":"reset"}`), "wait"},
+		{"query in another case", "S1", "?Wait=5s", []byte(`{"type":"reset"}`), `"Wait"`},
+		{"wait twice", "S1", "?wait=1s&wait=2s", []byte(`{"type":"reset"}`), "more than once"},
 	}
 	for _, tt := range other {
 		a := e.post(tt.serial, tt.query, tt.body)
@@ -297,7 +306,7 @@ func TestWaitForResult(t *testing.T) {
 			defer wg.Done()
 			b, _ := json.Marshal(map[string]any{"type": "card_delete", "params": map[string]any{"card": i + 1}})
 			resp, err := e.svc.Submit(e.ctx, "S1", commander.SubmitRequest{Type: scpgate.CmdCardDelete,
-				Params: scpgate.CommandParams{Card: uint64(i + 1)}, Wait: 10 * time.Second})
+				Params: scpgate.CommandParams{Card: scpgate.CardNumber(i + 1)}, Wait: 10 * time.Second})
 			if err != nil || resp.Result == nil || resp.Result.ID != resp.ID || resp.Result.Seq != resp.Seq {
 				t.Errorf("waiter %d (%s): got %+v, %v; want its own result", i, b, resp, err)
 			}

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -49,7 +50,7 @@ func ToWire(c *scpgate.Command, tag uint32) (*scpbridge.Command, error) {
 		w.Output, w.PulseMS = *p.Output, p.MS
 		w.Action, _ = scpbridge.ParseOutputAction(p.Action)
 	case scpgate.CmdCardAdd:
-		w.Card, w.Facility, w.PIN = p.Card, p.Facility, p.PIN
+		w.Card, w.Facility, w.PIN = uint64(p.Card), p.Facility, p.PIN
 		w.Levels = append([]uint16(nil), p.Levels...)
 		if p.Activate != nil {
 			w.Activate = p.Activate.Unix()
@@ -58,7 +59,7 @@ func ToWire(c *scpgate.Command, tag uint32) (*scpbridge.Command, error) {
 			w.Expire = p.Expire.Unix()
 		}
 	case scpgate.CmdCardDelete:
-		w.Card = p.Card
+		w.Card = uint64(p.Card)
 	case scpgate.CmdAccessLevel:
 		w.Level = *p.Level
 		w.Doors = append([]uint16(nil), p.Doors...)
@@ -70,11 +71,14 @@ func ToWire(c *scpgate.Command, tag uint32) (*scpbridge.Command, error) {
 const StatusBucket = streams.CommandsBucket
 
 // Record is where one command stands, as kept in StatusBucket under the
-// command id and as answered by the commander's status lookup. The driver
-// writes it when it sends the command (status "sent") and when the command
-// ends (ok, nak, expired or failed); before that the commander derives a
-// "queued" record from the stored command itself.
+// command id and as answered by the commander's status lookup and
+// submission. The driver writes it when it sends the command (status
+// "sent") and when the command ends (ok, nak, expired or failed); before
+// that the commander derives a "queued" record from the stored command
+// itself. Its JSON is the same document as a result (scpgate.Result):
+// one shape for a command everywhere, see docs/api.md.
 type Record struct {
+	V          int                   `json:"v"`
 	ID         string                `json:"id"`
 	Controller string                `json:"controller"`
 	Type       scpgate.CommandType   `json:"type"`
@@ -87,26 +91,56 @@ type Record struct {
 	Sent       *time.Time            `json:"sent,omitempty"`
 	Finished   *time.Time            `json:"finished,omitempty"`
 	Driver     string                `json:"driver,omitempty"`
+	// Duplicate is true in a submit reply whose idempotency key named an
+	// earlier, identical command.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// MarshalJSON encodes r as the command document, exactly as the
+// scpgate.Result with the same fields.
+func (r Record) MarshalJSON() ([]byte, error) {
+	return json.Marshal(r.Doc())
+}
+
+// Doc returns r as a scpgate.Result, the type of the command document,
+// whatever its status.
+func (r *Record) Doc() scpgate.Result {
+	res := scpgate.Result{
+		V: r.V, ID: r.ID, Controller: r.Controller, Type: r.Type,
+		Status: r.Status, Reason: r.Reason, Detail: r.Detail, Seq: r.Seq,
+		Created: r.Created, Expires: r.Expires, Sent: r.Sent, Driver: r.Driver,
+		Duplicate: r.Duplicate,
+	}
+	if res.V == 0 {
+		res.V = scpgate.SchemaVersion
+	}
+	if r.Finished != nil {
+		res.Finished = *r.Finished
+	}
+	return res
 }
 
 // QueuedRecord returns the record of command c, stored at sequence seq and
-// not yet sent: status "queued", or "expired" when now is past c.Expires.
+// not yet sent: status "queued", or "expired" (finished at c.Expires) when
+// now is past c.Expires.
 func QueuedRecord(serial string, seq uint64, c *scpgate.Command, now time.Time) Record {
-	st := scpgate.StatusQueued
-	if !c.Expires.IsZero() && now.After(c.Expires) {
-		st = scpgate.StatusExpired
-	}
-	return Record{
-		ID: ID(serial, seq), Controller: serial, Type: c.Type, Status: st,
+	rec := Record{
+		V: scpgate.SchemaVersion, ID: ID(serial, seq), Controller: serial, Type: c.Type, Status: scpgate.StatusQueued,
 		Seq: seq, Created: c.Created, Expires: c.Expires,
 	}
+	if !c.Expires.IsZero() && now.After(c.Expires) {
+		// Final: it ended when it expired.
+		exp := c.Expires
+		rec.Status, rec.Finished = scpgate.StatusExpired, &exp
+	}
+	return rec
 }
 
 // RecordOf returns the final record of result r.
 func RecordOf(r *scpgate.Result) Record {
 	rec := Record{
-		ID: r.ID, Controller: r.Controller, Type: r.Type, Status: r.Status,
-		Reason: r.Reason, Detail: r.Detail, Seq: r.Seq, Created: r.Created,
+		V: scpgate.SchemaVersion, ID: r.ID, Controller: r.Controller, Type: r.Type, Status: r.Status,
+		Reason: r.Reason, Detail: r.Detail, Seq: r.Seq, Created: r.Created, Expires: r.Expires,
 		Sent: r.Sent, Driver: r.Driver,
 	}
 	if !r.Finished.IsZero() {
@@ -122,13 +156,7 @@ func (r *Record) Result() (res scpgate.Result, ok bool) {
 	if !r.Status.Final() {
 		return scpgate.Result{}, false
 	}
-	res = scpgate.Result{
-		V: scpgate.SchemaVersion, ID: r.ID, Controller: r.Controller, Type: r.Type,
-		Status: r.Status, Reason: r.Reason, Detail: r.Detail, Seq: r.Seq,
-		Created: r.Created, Sent: r.Sent, Driver: r.Driver,
-	}
-	if r.Finished != nil {
-		res.Finished = *r.Finished
-	}
+	res = r.Doc()
+	res.Duplicate = false
 	return res, true
 }

@@ -43,7 +43,7 @@ func (h *commandHooks) result(serial string, e *entry, st scpgate.CommandStatus,
 	r := &scpgate.Result{
 		V: scpgate.SchemaVersion, ID: commands.ID(serial, e.seq), Controller: serial,
 		Type: e.cmd.Type, Status: st, Reason: reason, Detail: detail, Seq: e.seq,
-		Created: e.cmd.Created, Finished: time.Now().UTC(), Driver: h.d.opts.ID,
+		Created: e.cmd.Created, Expires: e.cmd.Expires, Finished: time.Now().UTC(), Driver: h.d.opts.ID,
 	}
 	if !e.sent.IsZero() {
 		t := e.sent.UTC()

@@ -7,7 +7,8 @@ import (
 	"github.com/scpgate/scpgate"
 )
 
-// appendEvent appends ev as encoding/json would encode it, byte for byte,
+// appendEvent appends ev as encoding/json would encode it (with
+// scpgate.Event.MarshalJSON), byte for byte,
 // when that is simple to do: every string plain printable ASCII that JSON
 // does not escape, every time in UTC within years 0..9999. It reports
 // false otherwise, and the caller falls back to encoding/json. The read
@@ -28,9 +29,9 @@ func appendEvent(b []byte, ev *scpgate.Event) ([]byte, bool) {
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, uint64(ev.Seq), 10)
 	b = append(b, `,"time":"`...)
-	b = ev.Time.AppendFormat(b, time.RFC3339Nano)
+	b = ev.Time.AppendFormat(b, scpgate.TimeFormatMS)
 	b = append(b, `","received":"`...)
-	b = ev.Received.AppendFormat(b, time.RFC3339Nano)
+	b = ev.Received.AppendFormat(b, scpgate.TimeFormatNS)
 	b = append(b, '"')
 	if ev.Driver != "" {
 		b = appendField(b, "driver", ev.Driver)
@@ -53,7 +54,9 @@ func appendEvent(b []byte, ev *scpgate.Event) ([]byte, bool) {
 	if c := ev.Card; c != nil {
 		b = append(b, `,"card":{"number":`...)
 		b = strconv.AppendUint(b, c.Number, 10)
-		b = append(b, `,"facility":`...)
+		b = append(b, `,"number_str":"`...)
+		b = strconv.AppendUint(b, c.Number, 10)
+		b = append(b, `","facility":`...)
 		b = strconv.AppendUint(b, uint64(c.Facility), 10)
 		b = append(b, '}')
 	}
@@ -90,7 +93,7 @@ func plain(s string) bool {
 }
 
 // simpleTime reports whether t is encoded by appendEvent as by
-// time.Time.MarshalJSON: in UTC, within years 0..9999.
+// scpgate.Event.MarshalJSON: in UTC, within years 0..9999.
 func simpleTime(t time.Time) bool {
 	y := t.Year()
 	return t.Location() == time.UTC && y >= 0 && y <= 9999

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/schema"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -20,6 +21,7 @@ import (
 //	GET /v1/controllers/{serial}/events?kind=&since=&until=&limit=&after=&order=
 //	GET /v1/controllers/{serial}/state
 //	GET /v1/results/{id}
+//	GET /openapi.json    the OpenAPI document (package schema)
 //
 // since and until are RFC 3339 times (since inclusive, until exclusive);
 // limit is 1 to 1000 (default 100); a page's "next" is passed as after to
@@ -33,14 +35,50 @@ func (s *Service) Handler() http.Handler {
 func NewHandler(store scpgate.Store, log zerolog.Logger) http.Handler {
 	a := &api{store: store, log: log}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/events", a.events)
-	mux.HandleFunc("GET /v1/controllers/{serial}/events", a.events)
-	mux.HandleFunc("GET /v1/controllers/{serial}/state", a.state)
-	mux.HandleFunc("GET /v1/results/{id}", a.result)
+	for _, r := range a.routes() {
+		mux.HandleFunc(r.pattern, r.fn)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// Routes returns the patterns the query API serves, for checks against
+// the OpenAPI document.
+func Routes() []string {
+	var a *api
+	var out []string
+	for _, r := range a.routes() {
+		out = append(out, r.pattern)
+	}
+	return out
+}
+
+type route struct {
+	pattern string
+	fn      http.HandlerFunc
+}
+
+func (a *api) routes() []route {
+	return []route{
+		{"GET /v1/events", a.events},
+		{"GET /v1/controllers/{serial}/events", a.events},
+		{"GET /v1/controllers/{serial}/state", a.state},
+		{"GET /v1/results/{id}", a.result},
+		{"GET /openapi.json", openAPI},
+	}
+}
+
+// openAPI answers the bundled OpenAPI document.
+func openAPI(w http.ResponseWriter, _ *http.Request) {
+	b, err := schema.OpenAPI()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "openapi document: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
 }
 
 type api struct {

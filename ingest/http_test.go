@@ -23,7 +23,7 @@ func apiServer(t *testing.T, events []scpgate.Event, rs []scpgate.Result) *httpt
 	if _, err := store.WriteBatch(context.Background(), events, rs); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	srv := httptest.NewServer(ingest.NewHandler(store, zerolog.New(zerolog.NewTestWriter(t))))
+	srv := httptest.NewServer(documentedOnly(t, ingest.NewHandler(store, zerolog.New(zerolog.NewTestWriter(t)))))
 	t.Cleanup(srv.Close)
 	return srv
 }

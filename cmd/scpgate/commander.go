@@ -48,7 +48,8 @@ environment (below); flags override it.
 With SCPGATE_API_TOKENS (or SCPGATE_API_TOKENS_FILE) every HTTP request
 needs "Authorization: Bearer <token>": submitting takes scope
 commands:write, reading commands and controllers commands:read (admin
-grants all). /healthz, /readyz and /metrics (Prometheus) stay open.
+grants all). /healthz, /readyz, /metrics (Prometheus) and /openapi.json
+(the OpenAPI document of the API; docs/api.md) stay open.
 
 The web console is served at /console/ (unless SCPGATE_CONSOLE=false),
 with the same tokens; its controller page reads state and events from
@@ -147,6 +148,7 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
+	mux.Handle("GET /openapi.json", svc.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -257,6 +257,7 @@ func devMux(d *driver.Driver, c *commander.Service, ing *ingest.Service) *http.S
 	mux.Handle("GET /v1/controllers/{serial}/events", ih)
 	mux.Handle("GET /v1/events", ih)
 	mux.Handle("GET /v1/results/{id}", ih)
+	mux.Handle("GET /openapi.json", ch)
 	return mux
 }
 

@@ -113,9 +113,15 @@ func TestDev(t *testing.T) {
 				}
 				return nil
 			})
+			var api struct {
+				OpenAPI string `json:"openapi"`
+			}
+			if err := getJSON(base+"/openapi.json", &api); err != nil || api.OpenAPI != "3.1.0" {
+				t.Errorf("/openapi.json: %q, %v; want the OpenAPI 3.1 document", api.OpenAPI, err)
+			}
 			var list struct {
 				Controllers []struct {
-					Serial string `json:"serial"`
+					Serial string `json:"controller"`
 					Online bool   `json:"online"`
 				} `json:"controllers"`
 			}
@@ -160,16 +166,14 @@ func TestDev(t *testing.T) {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			var sub struct {
-				Status string `json:"status"`
-				Result *struct {
-					Status string `json:"status"`
-				} `json:"result"`
+				Status   string `json:"status"`
+				Finished string `json:"finished"`
 			}
-			if err := json.Unmarshal(b, &sub); err != nil || sub.Result == nil || sub.Result.Status != "ok" {
+			if err := json.Unmarshal(b, &sub); err != nil || sub.Status != "ok" || sub.Finished == "" {
 				t.Fatalf("command: %s %s (%v); want a result ok", resp.Status, b, err)
 			}
 			var state struct {
-				Serial string `json:"serial"`
+				Serial string `json:"controller"`
 				Online bool   `json:"online"`
 			}
 			eventually(t, "state", 10*time.Second, func() error {

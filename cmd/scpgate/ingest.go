@@ -47,8 +47,9 @@ ingest instance, writes each batch to the store in one transaction and
 acknowledges only after commit. Serves GET /v1/events,
 /v1/controllers/{serial}/state, /v1/controllers/{serial}/events and
 /v1/results/{id} (scope events:read when SCPGATE_API_TOKENS or
-SCPGATE_API_TOKENS_FILE is set), and /healthz, /readyz and /metrics
-(Prometheus) without a token. The store is SQLite by default (sqlite:PATH)
+SCPGATE_API_TOKENS_FILE is set), and /healthz, /readyz, /metrics
+(Prometheus) and /openapi.json (the OpenAPI document; docs/api.md) without
+a token. The store is SQLite by default (sqlite:PATH)
 or PostgreSQL (postgres://...); migrations are applied at start.
 
 --rebuild re-reads the streams into the store (for example a new database
@@ -195,6 +196,7 @@ func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn 
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
+	mux.Handle("GET /openapi.json", svc.Handler())
 	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
 	mux.Handle("GET /readyz", ingestReady(nc, svc, maxLag))
 	mux.Handle("GET /metrics", metrics.Handler(reg))

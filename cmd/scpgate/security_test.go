@@ -250,6 +250,8 @@ func TestAPITokens(t *testing.T) {
 		{ch, "GET", "/v1/controllers/C1/state", writer, "", 403},
 		{ch, "GET", "/v1/controllers/C1/state", events, "", 404}, // ingest's answer: no state of C1
 		{ch, "GET", "/v1/controllers/C1/events", events, "", 200},
+		{ch, "GET", "/openapi.json", "", "", 200},
+		{ih, "GET", "/openapi.json", "", "", 200},
 	} {
 		if code, body := request(tc.h, tc.method, tc.path, tc.token, tc.body); code != tc.want {
 			t.Errorf("%s %s with %q: got %d %s, want %d", tc.method, tc.path, tc.token, code, body, tc.want)

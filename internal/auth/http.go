@@ -18,9 +18,10 @@ type Rule struct {
 }
 
 // OpenRules are the routes that never need a token: liveness, readiness
-// and metrics, for load balancers and Prometheus.
+// and metrics, for load balancers and Prometheus, and the API's OpenAPI
+// document.
 func OpenRules() []Rule {
-	return []Rule{{"GET /healthz", ""}, {"GET /readyz", ""}, {"GET /metrics", ""}}
+	return []Rule{{"GET /healthz", ""}, {"GET /readyz", ""}, {"GET /metrics", ""}, {"GET /openapi.json", ""}}
 }
 
 // CommanderRules are the scopes of the command API.
