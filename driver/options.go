@@ -96,6 +96,22 @@ type Options struct {
 	// TLS.ClientAuth must verify certificates (VerifyClientCertIfGiven or
 	// RequireAndVerifyClientCert) and TLS.ClientCAs name the CA.
 	RequireCertSerial bool
+	// MaxSessions, when > 0, caps the established sessions of this
+	// driver: a controller over the cap (that this driver does not hold
+	// already) is refused with reject busy and a retry_after_ms, so that
+	// it reconnects, through the load balancer, to a driver with room.
+	// Default 0: no cap.
+	MaxSessions int
+	// UnknownSerialRate bounds how many serials never seen before
+	// (without an allow list: no key in scp_identity) are recorded per
+	// second, with their presence events. The sessions of the others run
+	// at once, but their presence waits for its turn, oldest first; a
+	// session that ends before its turn gets no presence event at all
+	// (counted). So a flood of made-up serials that connect and go cannot
+	// fill SCP_EVENTS with presence kept for its MaxAge, while a new
+	// controller that stays shows up within (waiting serials / rate)
+	// seconds. Default 50; negative: no limit.
+	UnknownSerialRate float64
 	// PublishLatency, when set, is called from the PubAck handler with the
 	// time from a transaction's publish to its PubAck. It must be cheap
 	// and must not block (a histogram's Observe).
@@ -132,6 +148,7 @@ const (
 	DefaultCommandWindow         = 4
 	DefaultCommandFetchTimeout   = 5 * time.Second
 	DefaultCommandAnswerTimeout  = 30 * time.Second
+	DefaultUnknownSerialRate     = 50
 )
 
 // ErrNoNATS is returned by New when Options.NATS is nil.
@@ -193,6 +210,9 @@ func (o Options) withDefaults() Options {
 	if o.CommandAnswerTimeout <= 0 {
 		o.CommandAnswerTimeout = DefaultCommandAnswerTimeout
 	}
+	if o.UnknownSerialRate == 0 {
+		o.UnknownSerialRate = DefaultUnknownSerialRate
+	}
 	return o
 }
 
@@ -206,6 +226,9 @@ func (o Options) validate() error {
 	if o.RequireCertSerial && (o.TLS == nil ||
 		o.TLS.ClientAuth != tls.VerifyClientCertIfGiven && o.TLS.ClientAuth != tls.RequireAndVerifyClientCert) {
 		return errors.New("driver options: RequireCertSerial needs TLS that verifies client certificates")
+	}
+	if o.MaxSessions < 0 {
+		return fmt.Errorf("driver options: max sessions %d is negative", o.MaxSessions)
 	}
 	if o.MaxInflightTotal < o.MaxInflightPerSession {
 		return fmt.Errorf("driver options: max inflight total %d below per session %d", o.MaxInflightTotal, o.MaxInflightPerSession)

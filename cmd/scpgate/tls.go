@@ -21,6 +21,10 @@ type ControllerSecurityEnv struct {
 	TLSClientCA   string `envconfig:"TLS_CLIENT_CA" desc:"CA bundle (PEM) of controller client certificates; turns client authentication on"`
 	TLSClientAuth string `envconfig:"TLS_CLIENT_AUTH" default:"require" desc:"with TLS_CLIENT_CA: require, or verify-if-given (controllers without a certificate are let in)"`
 	AllowList     string `envconfig:"ALLOW_LIST" desc:"file of admitted serials, one per line (# comments); reloaded on SIGHUP or change"`
+	// MaxSessions and UnknownSerialRate bound what unauthenticated peers
+	// can cost (driver.Options).
+	MaxSessions       int     `envconfig:"MAX_SESSIONS" default:"0" desc:"most sessions of this driver; a new serial past it is refused with busy (0: no cap)"`
+	UnknownSerialRate float64 `envconfig:"UNKNOWN_SERIAL_RATE" default:"50" desc:"serials never seen before recorded (with their presence) per second; others wait their turn (negative: no limit)"`
 }
 
 // serverTLS loads the TLS configuration of the controller port (nil
