@@ -143,8 +143,8 @@ func (s *session) admitIdentity() (scpbridge.RejectReason, string, bool) {
 	d := s.d
 	cert := d.opts.RequireCertSerial && s.certPresented()
 	certless := d.opts.RequireCertSerial && !cert
-	if !d.opts.RequireCertSerial && d.opts.Admit != nil {
-		return 0, "", true // the allow list vouches for the serial
+	if !d.opts.RequireCertSerial && (d.opts.Admit != nil || s.vouched) {
+		return 0, "", true // the allow list or the secret vouches for the serial
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, identityOpTimeout)
 	defer cancel()

@@ -88,6 +88,13 @@ type Options struct {
 	// Admit, when set, decides whether a serial may open a session; a
 	// refused controller gets a reject (not_allowed). Nil admits all.
 	Admit func(serial string) bool
+	// CheckSecret, when set, checks the shared secret of a hello
+	// (protocol 1.1; "" when none was sent): listed reports whether the
+	// serial has a secret, ok whether it may go on (a serial not listed
+	// always may). A refused controller gets a reject (not_allowed).
+	// auth.Secrets.Check is one. Secrets travel in the clear inside the
+	// connection: use them over TLS.
+	CheckSecret func(serial, secret string) (listed, ok bool)
 	// RequireCertSerial, with TLS, checks the client certificate of every
 	// controller against the serial of its hello: a certificate whose
 	// identity (see CertMatchesSerial) is not that serial is refused with

@@ -2,8 +2,12 @@ package driver_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -30,7 +34,14 @@ func dialRawTLS(t *testing.T, addr string, cfg *tls.Config) *raw {
 // a reject and its reason.
 func (r *raw) helloAnswer(serial string) (scpbridge.FrameType, scpbridge.Reject) {
 	r.t.Helper()
-	r.write(&scpbridge.Hello{Serial: serial, Model: "RAW-1", Firmware: "0.1", BootEpoch: 1, Log: scpbridge.LogStatus{Capacity: 1000}})
+	return r.helloSecret(serial, "")
+}
+
+// helloSecret is helloAnswer with a shared secret in the hello.
+func (r *raw) helloSecret(serial, secret string) (scpbridge.FrameType, scpbridge.Reject) {
+	r.t.Helper()
+	r.write(&scpbridge.Hello{Serial: serial, Model: "RAW-1", Firmware: "0.1", BootEpoch: 1, Log: scpbridge.LogStatus{Capacity: 1000},
+		Secret: secret})
 	ft, err := r.next(5 * time.Second)
 	if err != nil && ft != scpbridge.FrameReject {
 		r.t.Fatalf("hello %s: %v", serial, err)
@@ -192,5 +203,63 @@ func TestUnknownSerialPresence(t *testing.T) {
 	})
 	if n := d.Stats().PresenceHeld; n != held {
 		t.Errorf("a known serial was held (%d -> %d)", held, n)
+	}
+}
+
+// TestSharedSecret: over TLS without client certificates, a serial with a
+// secret in the secrets file is served only when its hello (protocol
+// 1.1) carries that secret; a serial without one is served as before.
+func TestSharedSecret(t *testing.T) {
+	ca, err := auth.NewDevCA("scpgate test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Server("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "secrets")
+	const secret = "s3cret-of-panel-SEC1"
+	sum := sha256.Sum256([]byte("another-secret-SEC2"))
+	if err := os.WriteFile(path, []byte("SEC1 "+secret+"\nSEC2 sha256:"+hex.EncodeToString(sum[:])+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := auth.LoadSecrets(path, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	d := e.startDriver("d-secret", func(o *driver.Options) {
+		o.TLS = &tls.Config{Certificates: []tls.Certificate{srv}, MinVersion: tls.VersionTLS12}
+		o.CheckSecret = secrets.Check
+	})
+	cfg := simConfig(d.Addr().String(), "SEC1")
+	cfg.TLS, cfg.Secret = clientTLS(ca, nil), secret
+	c := sim.NewController(cfg)
+	runController(t, c)
+	c.Generate(10)
+	waitAcked(t, 10*time.Second, c)
+
+	for _, tc := range []struct {
+		serial, secret string
+		want           scpbridge.FrameType
+	}{
+		{"SEC1", "", scpbridge.FrameReject},
+		{"SEC1", "s3cret-of-panel-SEC2", scpbridge.FrameReject},
+		{"SEC2", "another-secret-SEC2", scpbridge.FrameWelcome},
+		{"SEC2", secret, scpbridge.FrameReject},
+		{"OPEN1", "", scpbridge.FrameWelcome},
+	} {
+		r := dialRawTLS(t, d.Addr().String(), clientTLS(ca, nil))
+		ft, rej := r.helloSecret(tc.serial, tc.secret)
+		if ft != tc.want || ft == scpbridge.FrameReject && rej.Reason != scpbridge.RejectNotAllowed {
+			t.Errorf("hello %s with secret %q: got %s %+v, want %s", tc.serial, tc.secret, ft, rej, tc.want)
+		}
+	}
+	if st := d.Stats(); st.BadSecrets != 3 || st.Rejected(scpbridge.RejectNotAllowed) != 3 {
+		t.Errorf("bad secrets %d, rejects %v; want 3 not_allowed", st.BadSecrets, st.Rejects)
+	}
+	if now := waitSession(t, d, "SEC1"); now.Remote == "" {
+		t.Errorf("SEC1 lost its session")
 	}
 }

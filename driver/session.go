@@ -65,6 +65,7 @@ type session struct {
 	firmware string
 	epoch    uint32
 	promoted chan struct{}  // closed when a held session's presence began (see identity.go)
+	vouched  bool           // its hello carried the serial's secret (see secretAdmits)
 	log      zerolog.Logger // adds remote, session and serial (see Run)
 
 	// owned by the read loop
@@ -210,6 +211,9 @@ func (s *session) handshake() bool {
 	}
 	if s.d.opts.Admit != nil && !s.d.opts.Admit(s.serial) {
 		return s.reject(scpbridge.RejectNotAllowed, "serial not admitted")
+	}
+	if !s.secretAdmits() {
+		return s.reject(scpbridge.RejectNotAllowed, "secret missing or wrong")
 	}
 	if !s.d.nc.IsConnected() {
 		// Sessions already open stay open and stop being acknowledged; a

@@ -41,6 +41,7 @@ type counters struct {
 	// security (see identity.go)
 	takeovers       atomic.Uint64
 	certlessRefused atomic.Uint64
+	badSecrets      atomic.Uint64
 	presenceHeld    atomic.Uint64
 	presenceNever   atomic.Uint64
 }
@@ -120,6 +121,10 @@ type Stats struct {
 	// refused for a serial that presented one before (also counted in
 	// Rejects as certificate_mismatch).
 	TakeoversRefused uint64 `json:"takeovers_refused"`
+	// BadSecrets counts hellos refused for a missing or wrong shared
+	// secret (Options.CheckSecret; also counted in Rejects as
+	// not_allowed).
+	BadSecrets uint64 `json:"bad_secrets"`
 	// PresenceHeld counts sessions of unknown serials whose presence
 	// waited for its turn (past Options.UnknownSerialRate, or while
 	// scp_identity could not be read); PresenceNever those of them that
@@ -159,6 +164,7 @@ func (d *Driver) Stats() Stats {
 
 		Takeovers:        c.takeovers.Load(),
 		TakeoversRefused: c.certlessRefused.Load(),
+		BadSecrets:       c.badSecrets.Load(),
 		PresenceHeld:     c.presenceHeld.Load(),
 		PresenceNever:    c.presenceNever.Load(),
 	}
