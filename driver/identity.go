@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/time/rate"
 
+	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/scpbridge"
 )
 
@@ -132,9 +133,10 @@ func (s *session) certPresented() bool {
 //     tls.VerifyClientCertIfGiven) is refused for a serial that presented
 //     one before: it cannot take the serial over from its panel. A
 //     session with one records that, before its welcome;
-//   - without an allow list, a serial never seen before is recorded, at
-//     most Options.UnknownSerialRate of them a second; the sessions of
-//     the others keep quiet: no presence event (counted).
+//   - without an allow list, a serial never seen before (no record, and
+//     no presence event in SCP_EVENTS) is recorded, at most
+//     Options.UnknownSerialRate of them a second; the presence of the
+//     others waits for its turn (see promote).
 //
 // When the bucket cannot be read, a session that needs it for its
 // certificate rule is refused (unavailable); otherwise it goes on
@@ -143,8 +145,8 @@ func (s *session) admitIdentity() (scpbridge.RejectReason, string, bool) {
 	d := s.d
 	cert := d.opts.RequireCertSerial && s.certPresented()
 	certless := d.opts.RequireCertSerial && !cert
-	if !d.opts.RequireCertSerial && (d.opts.Admit != nil || s.vouched) {
-		return 0, "", true // the allow list or the secret vouches for the serial
+	if !d.opts.RequireCertSerial && (d.opts.Admit != nil || s.vouched || d.opts.UnknownSerialRate < 0) {
+		return 0, "", true // vouched for by the allow list or the secret, or no limit: nothing to look up
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, identityOpTimeout)
 	defer cancel()
@@ -184,13 +186,24 @@ func (s *session) admitIdentity() (scpbridge.RejectReason, string, bool) {
 			s.log.Info().Msg("first session of this serial with a client certificate: sessions without one are refused from now on")
 		}
 	case !found && d.opts.Admit == nil:
-		if !d.ids.admitNow() {
+		if !d.seenInEvents(ctx, s) && !d.ids.admitNow() {
 			d.ids.hold(s)
 			return 0, "", true
 		}
 		d.ids.recordNew(ctx, s)
 	}
 	return 0, "", true
+}
+
+// seenInEvents reports whether SCP_EVENTS holds a presence event of the
+// session's serial: a controller known from before scp_identity existed
+// (an upgrade), or whose record was lost, is not held as unknown.
+func (d *Driver) seenInEvents(ctx context.Context, s *session) bool {
+	_, err := d.handles.Events.GetLastMsgForSubject(ctx, s.subject(scpgate.KindPresence))
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		s.log.Debug().Err(err).Msg("look for earlier presence")
+	}
+	return err == nil
 }
 
 // recordNew records a serial seen for the first time.

@@ -110,7 +110,8 @@ type Options struct {
 	// Default 0: no cap.
 	MaxSessions int
 	// UnknownSerialRate bounds how many serials never seen before
-	// (without an allow list: no key in scp_identity) are recorded per
+	// (without an allow list: no key in scp_identity and no presence
+	// event in SCP_EVENTS) are recorded per
 	// second, with their presence events. The sessions of the others run
 	// at once, but their presence waits for its turn, oldest first; a
 	// session that ends before its turn gets no presence event at all

@@ -190,7 +190,9 @@ func TestUnknownSerialPresence(t *testing.T) {
 		t.Errorf("held %d, never %d; want most of %d", st.PresenceHeld, st.PresenceNever, churn)
 	}
 
-	// STAY1 is known now: its next session is not held.
+	// STAY1 is known now: its next session is not held, on this driver
+	// nor on a new one that finds no scp_identity key but its presence in
+	// SCP_EVENTS (as after an upgrade).
 	stay.conn.Close()
 	held := d.Stats().PresenceHeld
 	again := dialRaw(t, d.Addr().String())
@@ -203,6 +205,21 @@ func TestUnknownSerialPresence(t *testing.T) {
 	})
 	if n := d.Stats().PresenceHeld; n != held {
 		t.Errorf("a known serial was held (%d -> %d)", held, n)
+	}
+	if err := kv.Purge(context.Background(), "STAY1"); err != nil {
+		t.Fatal(err)
+	}
+	// One new serial per 100 s: the first is recorded, the others held.
+	d2 := e.startDriver("d-rate-2", func(o *driver.Options) { o.UnknownSerialRate = 0.01 })
+	for i := range 5 {
+		r := dialRaw(t, d2.Addr().String())
+		r.hello(fmt.Sprintf("NEW%02d", i), 1)
+	}
+	moved := dialRaw(t, d2.Addr().String())
+	moved.hello("STAY1", 3)
+	waitSession(t, d2, "STAY1")
+	if st := d2.Stats(); st.PresenceHeld != 4 {
+		t.Errorf("driver 2 held %d sessions, want the 4 new serials past the first, not STAY1", st.PresenceHeld)
 	}
 }
 
