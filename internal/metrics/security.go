@@ -1,6 +1,10 @@
 package metrics
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/scpgate/scpgate/ingest"
+)
 
 // driverSecurityCollector exports the driver's counters of what peers
 // tried with serials (RegisterDriver adds it):
@@ -39,4 +43,44 @@ func (c *driverSecurityCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(ch, c.held, st.PresenceHeld)
 	counter(ch, c.never, st.PresenceNever)
 	counter(ch, c.badSecrets, st.BadSecrets)
+}
+
+// IngestHealthSource is an ingest that checks its durable consumers;
+// *ingest.Service is one.
+type IngestHealthSource interface {
+	Health() ingest.Health
+}
+
+var _ IngestHealthSource = (*ingest.Service)(nil)
+
+// RegisterIngestHealth adds the health of ingest's durable consumers:
+//
+//	scpgate_ingest_consumers_ready          1 when both durable consumers are as ingest made them
+//	scpgate_ingest_consumer_repairs_total   consumers found deleted or retargeted and set right
+func RegisterIngestHealth(reg prometheus.Registerer, src IngestHealthSource) error {
+	return reg.Register(&ingestHealthCollector{
+		src:     src,
+		ready:   desc("ingest_consumers_ready", "1 when ingest's durable consumers exist with their own filter, else 0."),
+		repairs: desc("ingest_consumer_repairs_total", "Durable consumers found deleted or retargeted and created again."),
+	})
+}
+
+type ingestHealthCollector struct {
+	src            IngestHealthSource
+	ready, repairs *prometheus.Desc
+}
+
+func (c *ingestHealthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.ready
+	ch <- c.repairs
+}
+
+func (c *ingestHealthCollector) Collect(ch chan<- prometheus.Metric) {
+	h := c.src.Health()
+	ready := 0.0
+	if h.Ready() {
+		ready = 1
+	}
+	gauge(ch, c.ready, ready)
+	counter(ch, c.repairs, h.Repairs)
 }
