@@ -73,3 +73,23 @@ func (s *session) certAdmits() bool {
 		Msg("client certificate identity differs from the serial")
 	return false
 }
+
+// secretAdmits checks the hello's shared secret (Options.CheckSecret),
+// then forgets it. A serial whose secret matched is vouched for: it is
+// not held as an unknown serial.
+func (s *session) secretAdmits() bool {
+	hello := &s.hs.Hello
+	secret := hello.Secret
+	hello.Secret = ""
+	if s.d.opts.CheckSecret == nil {
+		return true
+	}
+	listed, ok := s.d.opts.CheckSecret(s.serial, secret)
+	if !ok {
+		s.d.stats.badSecrets.Add(1)
+		s.log.Warn().Bool("secret_sent", secret != "").Msg("shared secret missing or wrong")
+		return false
+	}
+	s.vouched = listed
+	return true
+}

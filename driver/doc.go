@@ -51,6 +51,19 @@
 // scp_sessions with one watcher and closes its local session when a newer
 // session elsewhere wrote the key.
 //
+// # Admission
+//
+// Before its welcome a hello passes, in order: the client certificate
+// (Options.RequireCertSerial), the allow list (Options.Admit), the shared
+// secret (Options.CheckSecret), the session cap (Options.MaxSessions,
+// reject busy) and what scp_identity remembers of the serial
+// (identity.go): in verify-if-given mode a session without a certificate
+// is refused for a serial that presented one before, and without an allow
+// list the presence of serials never seen before is paced
+// (Options.UnknownSerialRate). Without client certificates (or secrets)
+// anyone can use any serial and take its session over; every takeover is
+// logged at warn with both remote addresses and counted.
+//
 // # Operations
 //
 // Drain releases controllers gradually (Options.DrainRate per second) after

@@ -42,6 +42,8 @@ type Driver struct {
 	// budget holds the driver-wide in-flight tokens: one per unconfirmed
 	// transaction.
 	budget *budget
+	// ids remembers scp_identity (see identity.go).
+	ids *identities
 
 	// hooks for command delivery (see hooks.go); set before Start.
 	hooks hooks
@@ -87,6 +89,7 @@ func New(opts Options) (*Driver, error) {
 		nc:       opts.NATS,
 		stats:    newCounters(),
 		budget:   newBudget(opts.MaxInflightTotal),
+		ids:      newIdentities(opts.UnknownSerialRate),
 		sessions: make(map[string]*session),
 		conns:    make(map[*session]struct{}),
 		rt:       newRetrier(),
@@ -145,7 +148,8 @@ func (d *Driver) Start(ctx context.Context) error {
 		d.pb.stop()
 		return fmt.Errorf("driver: start hooks: %w", err)
 	}
-	d.bgWG.Add(5)
+	d.bgWG.Add(6)
+	go d.promote()
 	go d.pb.loop()
 	go d.watchSessions()
 	go d.retryLoop()
@@ -179,6 +183,9 @@ func (d *Driver) ensure(ctx context.Context) (*streams.Handles, error) {
 	for {
 		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		h, err := streams.Ensure(ectx, d.js, d.opts.Streams)
+		if err == nil {
+			d.ids.kv, err = streams.EnsureIdentity(ectx, d.js, d.opts.Streams)
+		}
 		cancel()
 		if err == nil {
 			return h, nil
@@ -239,7 +246,7 @@ func (d *Driver) acceptLoop(ln net.Listener) {
 
 // register makes s the owner of its serial on this driver, closing an
 // older local session of the same serial (taken over). It refuses while
-// draining.
+// draining, and a new serial past Options.MaxSessions (busy).
 func (d *Driver) register(s *session) (scpbridge.RejectReason, bool) {
 	d.mu.Lock()
 	if d.draining.Load() || d.closed.Load() {
@@ -247,10 +254,15 @@ func (d *Driver) register(s *session) (scpbridge.RejectReason, bool) {
 		return scpbridge.RejectDraining, false
 	}
 	old := d.sessions[s.serial]
+	if old == nil && d.opts.MaxSessions > 0 && len(d.sessions) >= d.opts.MaxSessions {
+		d.mu.Unlock()
+		return scpbridge.RejectBusy, false
+	}
 	d.sessions[s.serial] = s
 	d.mu.Unlock()
 	if old != nil {
-		old.log.Info().Str("by_session", s.id).Msg("session taken over on this driver")
+		d.stats.takeovers.Add(1)
+		old.log.Warn().Str("by_session", s.id).Str("by_remote", s.remote).Msg("session taken over on this driver")
 		old.close(scpgate.ReasonTakenOver, &scpbridge.Bye{Reason: scpbridge.ByeTakenOver, Text: "new session " + s.id})
 	}
 	return 0, true

@@ -88,6 +88,13 @@ type Options struct {
 	// Admit, when set, decides whether a serial may open a session; a
 	// refused controller gets a reject (not_allowed). Nil admits all.
 	Admit func(serial string) bool
+	// CheckSecret, when set, checks the shared secret of a hello
+	// (protocol 1.1; "" when none was sent): listed reports whether the
+	// serial has a secret, ok whether it may go on (a serial not listed
+	// always may). A refused controller gets a reject (not_allowed).
+	// auth.Secrets.Check is one. Secrets travel in the clear inside the
+	// connection: use them over TLS.
+	CheckSecret func(serial, secret string) (listed, ok bool)
 	// RequireCertSerial, with TLS, checks the client certificate of every
 	// controller against the serial of its hello: a certificate whose
 	// identity (see CertMatchesSerial) is not that serial is refused with
@@ -96,6 +103,23 @@ type Options struct {
 	// TLS.ClientAuth must verify certificates (VerifyClientCertIfGiven or
 	// RequireAndVerifyClientCert) and TLS.ClientCAs name the CA.
 	RequireCertSerial bool
+	// MaxSessions, when > 0, caps the established sessions of this
+	// driver: a controller over the cap (that this driver does not hold
+	// already) is refused with reject busy and a retry_after_ms, so that
+	// it reconnects, through the load balancer, to a driver with room.
+	// Default 0: no cap.
+	MaxSessions int
+	// UnknownSerialRate bounds how many serials never seen before
+	// (without an allow list: no key in scp_identity and no presence
+	// event in SCP_EVENTS) are recorded per
+	// second, with their presence events. The sessions of the others run
+	// at once, but their presence waits for its turn, oldest first; a
+	// session that ends before its turn gets no presence event at all
+	// (counted). So a flood of made-up serials that connect and go cannot
+	// fill SCP_EVENTS with presence kept for its MaxAge, while a new
+	// controller that stays shows up within (waiting serials / rate)
+	// seconds. Default 50; negative: no limit.
+	UnknownSerialRate float64
 	// PublishLatency, when set, is called from the PubAck handler with the
 	// time from a transaction's publish to its PubAck. It must be cheap
 	// and must not block (a histogram's Observe).
@@ -146,6 +170,7 @@ const (
 	DefaultCommandBusyRetry      = time.Second
 	DefaultCommandBusyRetryMax   = 30 * time.Second
 	DefaultDrainAnswerWait       = 5 * time.Second
+	DefaultUnknownSerialRate     = 50
 )
 
 // ErrNoNATS is returned by New when Options.NATS is nil.
@@ -219,6 +244,9 @@ func (o Options) withDefaults() Options {
 	if o.DrainAnswerWait <= 0 {
 		o.DrainAnswerWait = DefaultDrainAnswerWait
 	}
+	if o.UnknownSerialRate == 0 {
+		o.UnknownSerialRate = DefaultUnknownSerialRate
+	}
 	return o
 }
 
@@ -232,6 +260,9 @@ func (o Options) validate() error {
 	if o.RequireCertSerial && (o.TLS == nil ||
 		o.TLS.ClientAuth != tls.VerifyClientCertIfGiven && o.TLS.ClientAuth != tls.RequireAndVerifyClientCert) {
 		return errors.New("driver options: RequireCertSerial needs TLS that verifies client certificates")
+	}
+	if o.MaxSessions < 0 {
+		return fmt.Errorf("driver options: max sessions %d is negative", o.MaxSessions)
 	}
 	if o.MaxInflightTotal < o.MaxInflightPerSession {
 		return fmt.Errorf("driver options: max inflight total %d below per session %d", o.MaxInflightTotal, o.MaxInflightPerSession)

@@ -115,13 +115,15 @@ func (s *session) owned(rev uint64) {
 	foreign := s.foreign
 	s.mu.Unlock()
 	if foreign > rev {
-		s.takenOver("a newer session on another driver")
+		s.takenOver("a newer session on another driver", "")
 	}
 }
 
-// takenOver closes the session because another session owns its serial.
-func (s *session) takenOver(why string) {
-	s.log.Info().Str("by", why).Msg("session taken over")
+// takenOver closes the session because another session, from byRemote,
+// owns its serial.
+func (s *session) takenOver(why, byRemote string) {
+	s.d.stats.takeovers.Add(1)
+	s.log.Warn().Str("by", why).Str("by_remote", byRemote).Msg("session taken over")
 	s.close(scpgate.ReasonTakenOver, &scpbridge.Bye{Reason: scpbridge.ByeTakenOver, Text: printable(why)})
 }
 
@@ -152,6 +154,9 @@ func (s *session) endPresence(reason scpgate.CloseReason) {
 // publishPresence publishes a presence event, retrying while the driver
 // runs. The message id makes a repeated publish harmless.
 func (d *Driver) publishPresence(s *session, ev *scpgate.Event) {
+	if !s.presenceAllowed(ev.Code) {
+		return // an unknown serial past the rate (see identity.go)
+	}
 	data, err := EncodeEvent(ev)
 	if err != nil {
 		s.log.Error().Err(err).Msg("encode presence event")
@@ -255,7 +260,7 @@ func (d *Driver) sessionsUpdate(serial string, rev uint64, value []byte) {
 	}
 	s.mu.Unlock()
 	if ours != 0 && rev > ours {
-		s.takenOver("session " + rec.Session + " on driver " + rec.Driver)
+		s.takenOver("session "+rec.Session+" on driver "+rec.Driver, rec.Remote)
 	}
 }
 

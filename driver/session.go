@@ -35,6 +35,11 @@ var (
 // controller still sends after our bye, so the bye is not lost to a reset.
 const lingerTime = time.Second
 
+// busyRetryAfter is the least retry_after of a reject busy (the driver is
+// at Options.MaxSessions): time for the load balancer to send the
+// controller elsewhere, or for sessions here to end.
+const busyRetryAfter = time.Second
+
 // aLongTimeAgo is a deadline in the past, used to wake a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 
@@ -59,6 +64,8 @@ type session struct {
 	model    string
 	firmware string
 	epoch    uint32
+	promoted chan struct{}  // closed when a held session's presence began (see identity.go)
+	vouched  bool           // its hello carried the serial's secret (see secretAdmits)
 	log      zerolog.Logger // adds remote, session and serial (see Run)
 
 	// owned by the read loop
@@ -68,6 +75,7 @@ type session struct {
 	resumedAt time.Time       // when the loop last resumed after waiting for the window
 	spare     int             // budget tokens taken ahead for transactions already read
 
+	presence  atomic.Int32  // presenceOn, or held back (see identity.go)
 	lastWrite atomic.Int64  // unix ns of the last write, for heartbeats
 	welcomed  atomic.Bool   // the welcome is queued: heartbeats may ping
 	burst     atomic.Bool   // the read loop holds more frames past the current one
@@ -206,13 +214,26 @@ func (s *session) handshake() bool {
 	if s.d.opts.Admit != nil && !s.d.opts.Admit(s.serial) {
 		return s.reject(scpbridge.RejectNotAllowed, "serial not admitted")
 	}
+	if !s.secretAdmits() {
+		return s.reject(scpbridge.RejectNotAllowed, "secret missing or wrong")
+	}
 	if !s.d.nc.IsConnected() {
 		// Sessions already open stay open and stop being acknowledged; a
 		// new one is better served by a driver that can store its events.
 		return s.reject(scpbridge.RejectUnavailable, "event store unavailable")
 	}
+	if s.d.full(s.serial) {
+		return s.reject(scpbridge.RejectBusy, "driver at its session cap")
+	}
+	if why, text, ok := s.admitIdentity(); !ok {
+		return s.reject(why, text)
+	}
 	if why, ok := s.d.register(s); !ok {
-		return s.reject(why, "driver draining")
+		text := "driver draining"
+		if why == scpbridge.RejectBusy {
+			text = "driver at its session cap"
+		}
+		return s.reject(why, text)
 	}
 	if beforeWelcome != nil {
 		beforeWelcome()
@@ -261,8 +282,11 @@ func (s *session) readHello() (time.Time, error) {
 func (s *session) reject(why scpbridge.RejectReason, text string) bool {
 	s.d.stats.rejected(why)
 	retry := uint32(0)
-	if why == scpbridge.RejectDraining || why == scpbridge.RejectUnavailable {
+	switch why {
+	case scpbridge.RejectDraining, scpbridge.RejectUnavailable:
 		retry = uint32(s.d.reconnectAfter() / time.Millisecond)
+	case scpbridge.RejectBusy:
+		retry = uint32((busyRetryAfter + s.d.reconnectAfter()) / time.Millisecond)
 	}
 	frame, err := scpbridge.AppendFrame(nil, &scpbridge.Reject{Reason: why, RetryAfterMS: retry, Text: printable(text)})
 	if err == nil {

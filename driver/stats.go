@@ -38,6 +38,12 @@ type counters struct {
 	deferred     atomic.Uint64
 	presenceErrs atomic.Uint64
 	unknown      atomic.Uint64
+	// security (see identity.go)
+	takeovers       atomic.Uint64
+	certlessRefused atomic.Uint64
+	badSecrets      atomic.Uint64
+	presenceHeld    atomic.Uint64
+	presenceNever   atomic.Uint64
 }
 
 func newCounters() *counters {
@@ -107,6 +113,24 @@ type Stats struct {
 	PresenceErrors uint64 `json:"presence_errors"`
 	// UnknownFrames counts skipped frames of unknown types.
 	UnknownFrames uint64 `json:"unknown_frames"`
+	// Takeovers counts sessions of this driver closed because a newer
+	// session of their serial began, here or on another driver (each is
+	// logged at warn with both remote addresses).
+	Takeovers uint64 `json:"takeovers"`
+	// TakeoversRefused counts sessions without a client certificate
+	// refused for a serial that presented one before (also counted in
+	// Rejects as certificate_mismatch).
+	TakeoversRefused uint64 `json:"takeovers_refused"`
+	// BadSecrets counts hellos refused for a missing or wrong shared
+	// secret (Options.CheckSecret; also counted in Rejects as
+	// not_allowed).
+	BadSecrets uint64 `json:"bad_secrets"`
+	// PresenceHeld counts sessions of unknown serials whose presence
+	// waited for its turn (past Options.UnknownSerialRate, or while
+	// scp_identity could not be read); PresenceNever those of them that
+	// ended first and so got no presence event at all.
+	PresenceHeld  uint64 `json:"presence_held"`
+	PresenceNever uint64 `json:"presence_never"`
 }
 
 // Closed returns the number of connections closed with reason r.
@@ -137,6 +161,12 @@ func (d *Driver) Stats() Stats {
 		Inflight:        d.budget.inUse(),
 		PresenceErrors:  c.presenceErrs.Load(),
 		UnknownFrames:   c.unknown.Load(),
+
+		Takeovers:        c.takeovers.Load(),
+		TakeoversRefused: c.certlessRefused.Load(),
+		BadSecrets:       c.badSecrets.Load(),
+		PresenceHeld:     c.presenceHeld.Load(),
+		PresenceNever:    c.presenceNever.Load(),
 	}
 	if a := d.Addr(); a != nil {
 		st.Addr = a.String()

@@ -96,8 +96,10 @@ type Service struct {
 	log  zerolog.Logger
 	kv   *kvState // nil without StateKV
 
-	mu  sync.Mutex // guards lag
-	lag Lag
+	mu       sync.Mutex // guards lag and problems
+	lag      Lag
+	problems map[string]string // stream -> problem of its durable consumer (see health.go)
+	repairs  atomic.Uint64
 
 	events, results, duplicates, invalid, failures atomic.Uint64
 }
@@ -108,7 +110,7 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("%w: JS and Store are required", ErrMissingOption)
 	}
 	opts = opts.withDefaults()
-	s := &Service{opts: opts, log: opts.Log.With().Str("component", "ingest").Logger()}
+	s := &Service{opts: opts, log: opts.Log.With().Str("component", "ingest").Logger(), problems: map[string]string{}}
 	if opts.StateKV != nil {
 		s.kv = newKVState(opts.StateKV, opts.StateWorkers)
 	}
@@ -150,6 +152,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Go(func() { s.loop(ctx, streams.EventsStream, evCons, s.handleEvents) })
 	wg.Go(func() { s.loop(ctx, streams.ResultsStream, resCons, s.handleResults) })
 	wg.Go(func() { s.watchLag(ctx, evCons, resCons) })
+	wg.Go(func() { s.watchConsumers(ctx) })
 	wg.Wait()
 	s.log.Info().Msg("ingest stopped")
 	return nil

@@ -68,6 +68,12 @@ func goldenCases() []goldenCase {
 			f("mac", 6), f("boot_epoch", 4), f("capacity", 4), f("oldest", 4), f("last_logged", 4), f("last_acked", 4))
 	}
 	helloMin := &scpbridge.Hello{Serial: "A", BootEpoch: 1}
+	helloSecret := &scpbridge.Hello{
+		Serial: "SCP-000142", Model: "EP4502", Firmware: "1.30.0",
+		MAC: [6]byte{0x00, 0x0f, 0xe5, 0x01, 0x02, 0x03}, BootEpoch: 7,
+		Log:    scpbridge.LogStatus{Capacity: 50000, Oldest: 1, LastLogged: 1234, LastAcked: 1200},
+		Secret: "correct-horse-battery",
+	}
 	card := &scpbridge.Command{Tag: 105, Code: scpbridge.CmdCardAdd, Card: 123456789, Facility: 42, PIN: "4711",
 		Levels: []uint16{1, 2, 300}, Activate: 1767225600, Expire: 1798761600}
 	level := &scpbridge.Command{Tag: 107, Code: scpbridge.CmdAccessLevel, Level: 300, Doors: []uint16{1, 2, 3, 4}}
@@ -125,6 +131,7 @@ func goldenCases() []goldenCase {
 		{"pong", &scpbridge.Pong{Nonce: 0x1122334455667788}, f("nonce", 8)},
 		{"bye_shutdown", &scpbridge.Bye{Reason: scpbridge.ByeShutdown, Text: "power down"}, byeLayout("power down")},
 		{"bye_draining", &scpbridge.Bye{Reason: scpbridge.ByeDraining, ReconnectAfterMS: 3000}, byeLayout("")},
+		{"hello_secret", helloSecret, layout(helloLayout(helloSecret), str("secret", helloSecret.Secret))},
 	}
 }
 

@@ -313,8 +313,9 @@ func TestEncodeErrors(t *testing.T) {
 func TestDecodeIgnoresTrailingBytes(t *testing.T) {
 	for _, c := range goldenCases() {
 		t.Run(c.name, func(t *testing.T) {
-			payload := append(mustFrame(c.msg)[scpbridge.HeaderLen:], 0xde, 0xad)
-			m, err := scpbridge.Decode(scpbridge.Header{Type: c.msg.FrameType()}, payload)
+			frame := mustFrame(c.msg)
+			payload := append(frame[scpbridge.HeaderLen:], 0xde, 0xad)
+			m, err := scpbridge.Decode(scpbridge.Header{Type: c.msg.FrameType(), Version: frame[2]}, payload)
 			if err != nil {
 				t.Fatalf("decode with 2 trailing bytes: %v", err)
 			}

@@ -10,7 +10,8 @@ import (
 //
 //	offset size field
 //	0      2    magic   0x53 0x43 ("SC")
-//	2      1    version major<<4 | minor; this package speaks 1.0 (0x10)
+//	2      1    version major<<4 | minor; this package writes 1.0 (0x10),
+//	            and 1.1 (0x11) for a hello that carries a secret
 //	3      1    type    FrameType
 //	4      1    flags   none defined in 1.0; senders write 0, receivers ignore
 //	5      1    reserved, 0
@@ -144,7 +145,11 @@ type Message interface {
 // It fails, leaving dst as it was, when a field breaks a protocol cap.
 func AppendFrame(dst []byte, m Message) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, Magic0, Magic1, Version, byte(m.FrameType()), 0, 0, 0, 0)
+	version := uint8(Version)
+	if v, ok := m.(interface{ frameVersion() uint8 }); ok {
+		version = v.frameVersion()
+	}
+	dst = append(dst, Magic0, Magic1, version, byte(m.FrameType()), 0, 0, 0, 0)
 	out, err := m.AppendPayload(dst)
 	if err != nil {
 		return dst[:start], err
@@ -189,7 +194,13 @@ func Decode(h Header, payload []byte) (Message, error) {
 	default:
 		return nil, fmt.Errorf("%w: %s", ErrUnknownType, h.Type)
 	}
-	if err := m.UnmarshalPayload(payload); err != nil {
+	var err error
+	if hello, ok := m.(*Hello); ok {
+		err = hello.UnmarshalPayloadMinor(h.Minor(), payload)
+	} else {
+		err = m.UnmarshalPayload(payload)
+	}
+	if err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -17,6 +17,7 @@ type LogStatus struct {
 //	mac       6 bytes
 //	boot_epoch u32  changes whenever the log restarts (serials restart at 1)
 //	capacity, oldest, last_logged, last_acked  u32 each
+//	secret    str  0..64, version 1.1 only: absent in a 1.0 hello
 type Hello struct {
 	Serial    string
 	Model     string
@@ -24,6 +25,19 @@ type Hello struct {
 	MAC       [6]byte
 	BootEpoch uint32
 	Log       LogStatus
+	// Secret is the controller's shared secret (protocol 1.1), empty when
+	// none is sent. A hello that carries one is written as version 1.1.
+	// Never log it.
+	Secret string
+}
+
+// frameVersion returns the version a hello is written with: 1.1 when it
+// carries a secret, else 1.0.
+func (m *Hello) frameVersion() uint8 {
+	if m.Secret != "" {
+		return VersionMajor<<4 | 1
+	}
+	return Version
 }
 
 // FrameType returns FrameHello.
@@ -44,11 +58,19 @@ func (m *Hello) AppendPayload(b []byte) ([]byte, error) {
 	e.u32(m.Log.Oldest)
 	e.u32(m.Log.LastLogged)
 	e.u32(m.Log.LastAcked)
+	if m.Secret != "" {
+		e.str(m.Secret, MaxSecretLen, "secret")
+	}
 	return e.done()
 }
 
-// UnmarshalPayload decodes a hello payload.
-func (m *Hello) UnmarshalPayload(p []byte) error {
+// UnmarshalPayload decodes a hello payload of version 1.0: a secret, if
+// any, is ignored (see UnmarshalPayloadMinor).
+func (m *Hello) UnmarshalPayload(p []byte) error { return m.UnmarshalPayloadMinor(0, p) }
+
+// UnmarshalPayloadMinor decodes a hello payload of minor version minor:
+// from 1.1 on, a secret may follow the 1.0 fields.
+func (m *Hello) UnmarshalPayloadMinor(minor uint8, p []byte) error {
 	d := decoder{b: p, frame: FrameHello}
 	m.Serial = d.str(MaxSerialLen, "serial")
 	if d.err == nil && m.Serial == "" {
@@ -62,6 +84,10 @@ func (m *Hello) UnmarshalPayload(p []byte) error {
 	m.Log.Oldest = d.u32("oldest")
 	m.Log.LastLogged = d.u32("last_logged")
 	m.Log.LastAcked = d.u32("last_acked")
+	m.Secret = ""
+	if minor >= 1 && d.err == nil && d.off < len(d.b) {
+		m.Secret = d.str(MaxSecretLen, "secret")
+	}
 	return d.err
 }
 

@@ -141,7 +141,7 @@ func (s *HostSession) Receive(now time.Time, h Header, payload []byte) (FrameTyp
 		if t != FrameHello {
 			return t, unexpected(t, s.state)
 		}
-		if err := s.Hello.UnmarshalPayload(payload); err != nil {
+		if err := s.Hello.UnmarshalPayloadMinor(h.Minor(), payload); err != nil {
 			return t, err
 		}
 		s.state = StateEstablished

@@ -12,6 +12,7 @@ const (
 	MaxModelLen    = 64
 	MaxFirmwareLen = 64
 	MaxTextLen     = 255
+	MaxSecretLen   = 64 // a hello's shared secret (1.1)
 	MaxLevels      = 32 // access levels on one card
 	MaxDoors       = 64 // doors in one access level
 )

@@ -73,6 +73,7 @@ func (b BackoffConfig) Ceiling(attempt int) time.Duration {
 type Config struct {
 	Target   string // host:port of the host (driver or load balancer)
 	Serial   string // controller serial, [A-Za-z0-9_-], at most 32 bytes
+	Secret   string // shared secret sent in the hello (protocol 1.1); empty: none
 	Model    string
 	Firmware string
 

@@ -164,7 +164,8 @@ func (l *link) run(ctx context.Context) sessionEnd {
 	c := l.c
 	c.mu.Lock()
 	l.epoch = c.epoch
-	hello := &sb.Hello{Serial: c.cfg.Serial, Model: c.cfg.Model, Firmware: c.cfg.Firmware, MAC: c.mac, BootEpoch: c.epoch, Log: c.txl.status()}
+	hello := &sb.Hello{Serial: c.cfg.Serial, Model: c.cfg.Model, Firmware: c.cfg.Firmware, MAC: c.mac, BootEpoch: c.epoch, Log: c.txl.status(),
+		Secret: c.cfg.Secret}
 	c.mu.Unlock()
 	if err := l.queue(hello); err != nil {
 		return sessionEnd{reason: "hello", err: err}

@@ -231,6 +231,9 @@ func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, i
 	if err := metrics.RegisterIngest(reg, ing); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	if err := metrics.RegisterIngestHealth(reg, ing); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	hm, err := metrics.NewHTTP(reg, "dev")
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)

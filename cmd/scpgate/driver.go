@@ -55,6 +55,8 @@ func (c driverConfig) options(nc *nats.Conn) driver.Options {
 		DrainAnswerWait:       c.DrainAnswerWait,
 		DrainRate:             c.DrainRate,
 		DrainDeadline:         c.DrainDeadline,
+		MaxSessions:           c.MaxSessions,
+		UnknownSerialRate:     c.UnknownSerialRate,
 	}
 }
 
@@ -80,7 +82,18 @@ SCPGATE_ALLOW_LIST only the serials in that file are admitted (not_allowed
 otherwise); the file is read again on SIGHUP and whenever it changes. So
 are the TLS certificate, key and client CA bundle: rotate them in place,
 new handshakes take them (a pair that does not load is logged and the
-previous one kept).
+previous one kept). Production needs client certificates (or shared
+secrets, below): without them any peer can say hello with any serial and
+take its session over. With
+SCPGATE_TLS_CLIENT_AUTH=verify-if-given, a serial that presented its
+certificate once is refused without it from then on (kept in the
+scp_identity bucket).
+
+SCPGATE_MAX_SESSIONS caps a driver's sessions (busy past it), and
+SCPGATE_UNKNOWN_SERIAL_RATE bounds how fast serials never seen before get
+presence events; the allow list is the strong fix against made-up
+serials. SCPGATE_CONTROLLER_SECRETS gives controllers without certificates
+a shared secret each, sent in their hello (protocol 1.1; use it over TLS).
 
 Prometheus metrics are served on /metrics of the HTTP address.
 
@@ -138,6 +151,13 @@ func runDriver(ctx context.Context, args []string) error {
 	}
 	if allow != nil {
 		opts.Admit = allow.Allowed
+	}
+	secrets, err := cfg.secrets(watchCtx, log)
+	if err != nil {
+		return err
+	}
+	if secrets != nil {
+		opts.CheckSecret = secrets.Check
 	}
 	d, err := driver.New(opts)
 	if err != nil {

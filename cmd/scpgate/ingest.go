@@ -157,16 +157,20 @@ func openStore(ctx context.Context, dsn string) (scpgate.Store, error) {
 	return sqlite.Open(path)
 }
 
-// ingestReady answers /readyz: 200 while NATS is connected and the consumer
-// is less than maxLag behind, 503 otherwise; the body carries the lag.
+// ingestReady answers /readyz: 200 while NATS is connected, the durable
+// consumers are as ingest made them (not deleted, not filtered otherwise)
+// and less than maxLag behind, 503 otherwise with a reason; the body
+// carries the lag and the consumers' health.
 func ingestReady(nc *nats.Conn, svc *ingest.Service, maxLag time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		lag := svc.Lag()
-		body := map[string]any{"lag": lag, "nats": nc.Status().String()}
+		lag, health := svc.Lag(), svc.Health()
+		body := map[string]any{"lag": lag, "nats": nc.Status().String(), "consumers": health}
 		code := http.StatusOK
 		switch {
 		case !nc.IsConnected():
 			code, body["reason"] = http.StatusServiceUnavailable, "nats disconnected"
+		case !health.Ready():
+			code, body["reason"] = http.StatusServiceUnavailable, health.Reason()
 		case time.Duration(lag.SecondsBehind*float64(time.Second)) > maxLag:
 			code, body["reason"] = http.StatusServiceUnavailable, "lagging"
 		}
@@ -185,7 +189,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc)} {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc)} {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}

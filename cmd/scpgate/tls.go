@@ -21,6 +21,11 @@ type ControllerSecurityEnv struct {
 	TLSClientCA   string `envconfig:"TLS_CLIENT_CA" desc:"CA bundle (PEM) of controller client certificates; turns client authentication on"`
 	TLSClientAuth string `envconfig:"TLS_CLIENT_AUTH" default:"require" desc:"with TLS_CLIENT_CA: require, or verify-if-given (controllers without a certificate are let in)"`
 	AllowList     string `envconfig:"ALLOW_LIST" desc:"file of admitted serials, one per line (# comments); reloaded on SIGHUP or change"`
+	Secrets       string `envconfig:"CONTROLLER_SECRETS" desc:"file of controller shared secrets, SERIAL SECRET or SERIAL sha256:HEX per line; a listed serial must send its secret in its hello (protocol 1.1); reloaded on SIGHUP or change"`
+	// MaxSessions and UnknownSerialRate bound what unauthenticated peers
+	// can cost (driver.Options).
+	MaxSessions       int     `envconfig:"MAX_SESSIONS" default:"0" desc:"most sessions of this driver; a new serial past it is refused with busy (0: no cap)"`
+	UnknownSerialRate float64 `envconfig:"UNKNOWN_SERIAL_RATE" default:"50" desc:"serials never seen before recorded (with their presence) per second; others wait their turn (negative: no limit)"`
 }
 
 // serverTLS loads the TLS configuration of the controller port (nil
@@ -66,6 +71,24 @@ func (e ControllerSecurityEnv) allowList(ctx context.Context, log zerolog.Logger
 	}
 	go l.Watch(ctx, 0)
 	return l, nil
+}
+
+// secrets loads the controller secrets, when configured, and keeps them
+// current until ctx ends. Without TLS on the controller port the secrets
+// cross the network in the clear: that is logged.
+func (e ControllerSecurityEnv) secrets(ctx context.Context, log zerolog.Logger) (*auth.Secrets, error) {
+	if e.Secrets == "" {
+		return nil, nil
+	}
+	s, err := auth.LoadSecrets(e.Secrets, log)
+	if err != nil {
+		return nil, err
+	}
+	if e.TLSCert == "" {
+		log.Warn().Msg("controller secrets without TLS on the controller port: anyone on the path can read them")
+	}
+	go s.Watch(ctx, 0)
+	return s, nil
 }
 
 // APIAuthEnv is the part of an HTTP API's environment that says who may

@@ -25,6 +25,7 @@ import (
 	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/internal/natstest"
 	"github.com/scpgate/scpgate/replay"
 	"github.com/scpgate/scpgate/scpbridge"
@@ -92,6 +93,7 @@ func connectAs(t *testing.T, s *server.Server, user string) *roleConn {
 	t.Helper()
 	r := &roleConn{}
 	r.nc = natstest.Connect(t, s, nats.UserInfo(user, "pw-"+user), nats.Name("scpgate-"+user),
+		nats.CustomInboxPrefix(natsconn.Role(user).InboxPrefix()),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			r.mu.Lock()
 			r.errs = append(r.errs, err)
@@ -308,6 +310,7 @@ func TestNATSPermissions(t *testing.T) {
 		_ = tc.r.nc.Flush()
 		tc.r.violation(t, tc.who, tc.subject)
 	}
+	vendorDenied(t, vnd)
 	if _, err := ing.nc.Subscribe("scp.cmd.*", func(*nats.Msg) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -373,6 +376,7 @@ func vendorApp(ctx context.Context, t *testing.T, r *roleConn) {
 	if _, err := kv.Get(ctx, "PERM1"); err != nil {
 		t.Errorf("read state of PERM1 as vendor: %v", err)
 	}
+	vendorClients(ctx, t, r, kv)
 }
 
 // consoleFleet reads the web console's fleet view as the commander, which

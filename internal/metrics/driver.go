@@ -78,7 +78,12 @@ type driverCollector struct {
 //	scpgate_driver_command_drain_unanswered_total draining sessions released with commands unanswered
 //	scpgate_driver_command_stream_recreated_total times SCP_COMMANDS was found re-created
 //	scpgate_driver_commands_delivering           gauge: sessions with delivery state
+//
+// and the takeover and presence counters of driverSecurityCollector.
 func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
+	if err := reg.Register(newDriverSecurityCollector(src)); err != nil {
+		return err
+	}
 	return reg.Register(&driverCollector{
 		src:              src,
 		sessions:         desc("driver_sessions", "Established controller sessions."),

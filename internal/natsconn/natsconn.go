@@ -81,7 +81,7 @@ func (c Config) Validate() error {
 }
 
 // Options returns the nats.Options of cfg for a client called name, logging
-// to log. Connect uses them; they are exported for callers that build their
+// to log. The inbox prefix is that of the name's role (see RoleOf). Connect uses them; they are exported for callers that build their
 // own connection.
 func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
 	// lastURL is the (redacted) server of the latest connection: the
@@ -94,6 +94,7 @@ func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
 	}
 	opts := []nats.Option{
 		nats.Name(name),
+		nats.CustomInboxPrefix(RoleOf(name).InboxPrefix()),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(ReconnectWait),
 		nats.ReconnectJitter(ReconnectJitter, ReconnectJitterTLS),
@@ -161,9 +162,11 @@ func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
 // The connection reconnects forever (every ReconnectWait plus jitter) and
 // logs disconnects, reconnects, closing and asynchronous errors (such as a
 // slow consumer) with their reasons; it never logs passwords, tokens or
-// credentials. extra options are applied after the defaults, so they can
-// override them (nats.RetryOnFailedConnect(true) to wait for a server that
-// is not up yet, for instance).
+// credentials. Its inbox prefix is "_INBOX.<role>", the role taken from
+// name (RoleOf: "scpgate-driver" is a driver, "scpgate-status" ops).
+// extra options are applied after the defaults, so they can override
+// them (nats.RetryOnFailedConnect(true) to wait for a server that is not
+// up yet, for instance).
 func Connect(cfg Config, name string, log zerolog.Logger, extra ...nats.Option) (*nats.Conn, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
