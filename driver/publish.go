@@ -149,6 +149,11 @@ func (s *session) transaction(now time.Time) bool {
 
 	tx := &s.hs.Tx
 	ev := TransactionEvent(s.serial, s.epoch, tx, now, d.opts.ID)
+	if ev.TimeClamped {
+		d.stats.timesClamped.Add(1)
+		s.log.Warn().Uint32("seq", tx.Seq).Int64("time_ms", tx.TimeMS).Time("stored_time", ev.Time).
+			Msg("transaction time outside years 0..9999; stored with time_clamped")
+	}
 	p := newPub(s)
 	if !p.encode(&ev) { // cannot happen with these types; never ack what was not stored
 		d.budget.release(1)

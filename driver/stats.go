@@ -38,6 +38,7 @@ type counters struct {
 	deferred     atomic.Uint64
 	presenceErrs atomic.Uint64
 	unknown      atomic.Uint64
+	timesClamped atomic.Uint64
 }
 
 func newCounters() *counters {
@@ -107,6 +108,9 @@ type Stats struct {
 	PresenceErrors uint64 `json:"presence_errors"`
 	// UnknownFrames counts skipped frames of unknown types.
 	UnknownFrames uint64 `json:"unknown_frames"`
+	// TimesClamped counts transactions whose time lay outside years
+	// 0..9999, stored with time_clamped set.
+	TimesClamped uint64 `json:"times_clamped"`
 }
 
 // Closed returns the number of connections closed with reason r.
@@ -137,6 +141,7 @@ func (d *Driver) Stats() Stats {
 		Inflight:        d.budget.inUse(),
 		PresenceErrors:  c.presenceErrs.Load(),
 		UnknownFrames:   c.unknown.Load(),
+		TimesClamped:    c.timesClamped.Load(),
 	}
 	if a := d.Addr(); a != nil {
 		st.Addr = a.String()
