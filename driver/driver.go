@@ -172,28 +172,17 @@ func (d *Driver) Start(ctx context.Context) error {
 	return nil
 }
 
-// ensure creates the streams and buckets, retrying with backoff while
-// NATS or JetStream is unavailable.
+// ensure opens the streams and buckets (creating missing ones), retrying
+// with backoff while NATS or JetStream is unavailable; a config that
+// differs from the existing streams is an error (streams.EnsureRetry).
 func (d *Driver) ensure(ctx context.Context) (*streams.Handles, error) {
-	wait := 100 * time.Millisecond
-	for {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		h, err := streams.Ensure(ectx, d.js, d.opts.Streams)
-		cancel()
-		if err == nil {
-			return h, nil
-		}
-		if errors.Is(err, streams.ErrInvalidConfig) {
-			return nil, fmt.Errorf("driver: ensure streams: %w", err)
-		}
+	h, err := streams.EnsureRetry(ctx, d.js, d.opts.Streams, func(err error, wait time.Duration) {
 		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("ensure streams failed")
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("driver: ensure streams: %w (last error: %v)", ctx.Err(), err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 5*time.Second)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("driver: ensure streams: %w", err)
 	}
+	return h, nil
 }
 
 // Addr returns the controller listen address, or nil before Start.

@@ -106,7 +106,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := streams.Ensure(ctx, js, streams.DefaultConfig())
+	h, err := streams.Apply(ctx, js, streams.DefaultConfig()) // dev owns its streams
 	if err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
 	}

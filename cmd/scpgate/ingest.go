@@ -19,7 +19,6 @@ import (
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
 	"github.com/scpgate/scpgate/sqlite"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // ingestConfig is the environment of `scpgate ingest` (prefix SCPGATE_).
@@ -96,9 +95,9 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := streams.Ensure(ctx, js, cfg.StreamsEnv.config())
+	h, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log)
 	if err != nil {
-		return fmt.Errorf("ensure streams: %w", err)
+		return err
 	}
 	if *rebuild {
 		bar := newProgress("rebuild")
