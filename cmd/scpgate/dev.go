@@ -216,6 +216,9 @@ func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, i
 	if err := registerDriverMetrics(reg, d, nc, nil); err != nil {
 		return nil, err
 	}
+	if err := metrics.RegisterStreams(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	if err := metrics.RegisterIngest(reg, ing); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}

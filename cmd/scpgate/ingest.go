@@ -183,7 +183,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc)} {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc), metrics.RegisterStreams(reg, nc)} {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
