@@ -23,22 +23,24 @@ const maxReject = 16
 
 // counters are the driver's statistics; every field is updated atomically.
 type counters struct {
-	connects     atomic.Uint64
-	established  atomic.Uint64
-	closes       map[scpgate.CloseReason]*atomic.Uint64 // read-only map, atomic values
-	rejects      [maxReject]atomic.Uint64
-	received     atomic.Uint64
-	published    atomic.Uint64
-	duplicates   atomic.Uint64
-	acked        atomic.Uint64
-	ackFrames    atomic.Uint64
-	pubErrors    atomic.Uint64
-	republished  atomic.Uint64
-	staleAcks    atomic.Uint64
-	deferred     atomic.Uint64
-	presenceErrs atomic.Uint64
-	unknown      atomic.Uint64
-	timesClamped atomic.Uint64
+	connects      atomic.Uint64
+	established   atomic.Uint64
+	closes        map[scpgate.CloseReason]*atomic.Uint64 // read-only map, atomic values
+	rejects       [maxReject]atomic.Uint64
+	received      atomic.Uint64
+	published     atomic.Uint64
+	duplicates    atomic.Uint64
+	acked         atomic.Uint64
+	ackFrames     atomic.Uint64
+	pubErrors     atomic.Uint64
+	republished   atomic.Uint64
+	staleAcks     atomic.Uint64
+	deferred      atomic.Uint64
+	presenceErrs  atomic.Uint64
+	unknown       atomic.Uint64
+	timesClamped  atomic.Uint64
+	noLeader      atomic.Uint64
+	noLeaderNanos atomic.Uint64
 }
 
 func newCounters() *counters {
@@ -111,6 +113,11 @@ type Stats struct {
 	// TimesClamped counts transactions whose time lay outside years
 	// 0..9999, stored with time_clamped set.
 	TimesClamped uint64 `json:"times_clamped"`
+	// NoLeaderOutages counts the periods in which no stream took the
+	// driver's events (SCP_EVENTS without a leader); NoLeaderSeconds is
+	// their total length, counted when each ends.
+	NoLeaderOutages uint64  `json:"no_leader_outages"`
+	NoLeaderSeconds float64 `json:"no_leader_seconds"`
 }
 
 // Closed returns the number of connections closed with reason r.
@@ -142,6 +149,8 @@ func (d *Driver) Stats() Stats {
 		PresenceErrors:  c.presenceErrs.Load(),
 		UnknownFrames:   c.unknown.Load(),
 		TimesClamped:    c.timesClamped.Load(),
+		NoLeaderOutages: c.noLeader.Load(),
+		NoLeaderSeconds: time.Duration(c.noLeaderNanos.Load()).Seconds(),
 	}
 	if a := d.Addr(); a != nil {
 		st.Addr = a.String()

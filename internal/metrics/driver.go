@@ -72,7 +72,12 @@ type driverCollector struct {
 //	scpgate_driver_commands_unanswered_total     commands failed for no status within the answer timeout
 //	scpgate_driver_command_errors_total          failed NATS operations of delivery (retried)
 //	scpgate_driver_commands_delivering           gauge: sessions with delivery state
+//
+// and those of registerDriverStore.
 func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
+	if err := registerDriverStore(reg, src); err != nil {
+		return err
+	}
 	return reg.Register(&driverCollector{
 		src:              src,
 		sessions:         desc("driver_sessions", "Established controller sessions."),
