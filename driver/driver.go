@@ -53,6 +53,10 @@ type Driver struct {
 	svc     micro.Service
 	bgCtx   context.Context // canceled by Close: stops retries and background work
 	bgStop  context.CancelFunc
+	// hardCtx is canceled when the driver must stop now (Drain's deadline
+	// passed, or Close without NATS): presence attempts in progress end.
+	hardCtx  context.Context
+	hardStop context.CancelFunc
 
 	started  atomic.Bool
 	ensured  atomic.Bool
@@ -94,6 +98,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	d.hooks = newCommandHooks(d)
 	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
+	d.hardCtx, d.hardStop = context.WithCancel(context.Background())
 	// Events go through d.pb, not this context's async publisher.
 	js, err := jetstream.New(d.nc)
 	if err != nil {
@@ -285,6 +290,9 @@ func (d *Driver) Close() error {
 		s.close(scpgate.ReasonShutdown, d.byeDraining("driver shutting down"))
 	}
 	d.connWG.Wait()
+	if !d.nc.IsConnected() {
+		d.hardStop() // no presence attempt can succeed: do not wait for them
+	}
 	d.bgStop() // presence work makes its current attempt, then gives up
 	d.presWG.Wait()
 	d.bgWG.Wait()
@@ -302,6 +310,7 @@ func (d *Driver) Close() error {
 		}
 		cancel()
 	}
+	d.hardStop()
 	d.log.Info().Msg("driver closed")
 	return errors.Join(errs...)
 }
