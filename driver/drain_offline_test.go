@@ -37,7 +37,7 @@ func TestDrainWithoutNATS(t *testing.T) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- d.Drain(context.Background()) }()
-	const slack = 3 * time.Second
+	const slack = 2 * time.Second
 	select {
 	case err := <-done:
 		took := time.Since(start)

@@ -212,6 +212,13 @@ func (d *Driver) watchSessions() {
 			continue
 		}
 		d.watch(w)
+		if !d.nc.IsConnected() {
+			// Stop deletes the consumer and waits for the answer: without
+			// NATS that takes the whole request timeout, which a driver
+			// stopping by its deadline cannot spend here.
+			go func() { _ = w.Stop() }()
+			continue
+		}
 		_ = w.Stop()
 	}
 }
