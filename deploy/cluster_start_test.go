@@ -40,7 +40,7 @@ func TestClusterRolesStartTogether(t *testing.T) {
 	cfg.EventsMaxAge = time.Hour
 	cfg.DuplicateWindow = 10 * time.Minute
 
-	const within = 15 * time.Second
+	const within = 10 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	start := time.Now()
