@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -65,6 +66,15 @@ func TestAlertRules(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatal("no rules")
+	}
+	// The expressions themselves, where Prometheus's own checker is
+	// installed (Debian package prometheus).
+	if promtool, err := exec.LookPath("promtool"); err == nil {
+		if out, err := exec.Command(promtool, "check", "rules", "prometheus/alerts.yml").CombinedOutput(); err != nil {
+			t.Errorf("promtool check rules: %v\n%s", err, out)
+		}
+	} else {
+		t.Log("promtool not installed: expressions not checked")
 	}
 }
 
