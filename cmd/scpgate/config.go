@@ -25,9 +25,9 @@ type StreamsEnv struct {
 	Replicas        int           `envconfig:"REPLICAS" default:"1" desc:"replicas of every stream and bucket (3 in a cluster)"`
 	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" desc:"how long SCP_EVENTS keeps events"`
 	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" desc:"how long a command may wait for an offline controller"`
-	EventsMaxBytes  int64         `envconfig:"EVENTS_MAX_BYTES" default:"12884901888" desc:"size cap of SCP_EVENTS in bytes (12 GiB); the oldest events are discarded past it. Keep it below the NATS server's max_file_store minus the other streams"`
+	EventsMaxBytes  int64         `envconfig:"EVENTS_MAX_BYTES" default:"12884901888" desc:"size cap of SCP_EVENTS in bytes (12 GiB): past it the oldest events are discarded; keep it well below the servers' max_file_store"`
 	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long SCP_RESULTS keeps command results"`
-	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once (later re-sends are stored again: dedupe on id)"`
 	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" desc:"commands that may wait for one controller"`
 	Memory          bool          `envconfig:"MEMORY_STORAGE" default:"false" desc:"keep streams in memory (tests and benchmarks only)"`
 }
