@@ -48,16 +48,21 @@ type Event struct {
 	Controller string    `json:"controller"` // controller serial
 	Kind       Kind      `json:"kind"`
 	BootEpoch  uint32    `json:"boot_epoch"`
-	Seq        uint32    `json:"seq"`                // transaction serial within the boot epoch; 0 for presence
-	Time       time.Time `json:"time"`               // controller's timestamp
-	Received   time.Time `json:"received"`           // when the driver read it
-	Driver     string    `json:"driver,omitempty"`   // id of the driver that published it
-	Code       string    `json:"code"`               // e.g. "granted", "forced_open", "alarm", "online"
-	CodeNum    uint8     `json:"code_num,omitempty"` // the wire code, for integrators that want it
-	Source     *Source   `json:"source,omitempty"`
-	Card       *Card     `json:"card,omitempty"`     // access events
-	Lost       uint32    `json:"lost,omitempty"`     // system/log_over_limit: transactions overwritten
-	Presence   *Presence `json:"presence,omitempty"` // presence events
+	Seq        uint32    `json:"seq"`  // transaction serial within the boot epoch; 0 for presence
+	Time       time.Time `json:"time"` // controller's timestamp
+	// TimeClamped is set when the controller's timestamp lay outside years
+	// 0..9999 (RFC 3339 cannot write it): Time is then the nearest bound
+	// and TimeMS the controller's value.
+	TimeClamped bool      `json:"time_clamped,omitempty"`
+	TimeMS      int64     `json:"time_ms,omitempty"`
+	Received    time.Time `json:"received"`           // when the driver read it
+	Driver      string    `json:"driver,omitempty"`   // id of the driver that published it
+	Code        string    `json:"code"`               // e.g. "granted", "forced_open", "alarm", "online"
+	CodeNum     uint8     `json:"code_num,omitempty"` // the wire code, for integrators that want it
+	Source      *Source   `json:"source,omitempty"`
+	Card        *Card     `json:"card,omitempty"`     // access events
+	Lost        uint32    `json:"lost,omitempty"`     // system/log_over_limit: transactions overwritten
+	Presence    *Presence `json:"presence,omitempty"` // presence events
 }
 
 // Source names what raised an event: the controller itself or one of its

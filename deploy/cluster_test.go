@@ -1,10 +1,12 @@
 package deploy_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -55,6 +57,53 @@ func startCluster(t *testing.T) ([]*server.Server, []*server.Options) {
 		return nil
 	})
 	return srvs, opts
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// watchPause samples the fleet's acknowledgements every 10 ms until the
+// returned function is called, which returns the longest time without
+// progress.
+func watchPause(fleet *sim.Fleet) func() time.Duration {
+	stop := make(chan struct{})
+	done := make(chan time.Duration)
+	go func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		last, at, longest := fleet.Report().Acked, time.Now(), time.Duration(0)
+		for {
+			select {
+			case <-stop:
+				done <- longest
+				return
+			case now := <-t.C:
+				if a := fleet.Report().Acked; a != last {
+					longest = max(longest, now.Sub(at))
+					last, at = a, now
+				}
+			}
+		}
+	}()
+	return func() time.Duration {
+		close(stop)
+		return <-done
+	}
 }
 
 // clusterURL is a client URL listing every server of srvs.
@@ -113,13 +162,14 @@ func TestClusterStreamLeaderLoss(t *testing.T) {
 		t.Fatalf("ensure streams with 3 replicas: %v", err)
 	}
 
+	var logs lockedBuffer
 	d, err := driver.New(driver.Options{
 		ID:             "cluster-driver",
 		Listen:         "127.0.0.1:0",
 		NATS:           connect("driver"),
 		Streams:        cfg,
 		PublishTimeout: 2 * time.Second,
-		Log:            zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+		Log:            zerolog.New(zerolog.MultiLevelWriter(&logs, zerolog.NewTestWriter(t))).Level(zerolog.WarnLevel),
 	})
 	if err != nil {
 		t.Fatalf("new driver: %v", err)
@@ -154,6 +204,7 @@ func TestClusterStreamLeaderLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fleet.Report()
+	pause := watchPause(fleet)
 	down := -1
 	for i, s := range srvs {
 		if s.Name() == leader {
@@ -184,6 +235,17 @@ func TestClusterStreamLeaderLoss(t *testing.T) {
 		return nil
 	})
 
+	longest := pause()
+	st := d.Stats()
+	t.Logf("longest pause of acks: %s; driver: %d no-leader outages, %.1fs without leader, %d publish errors",
+		longest.Round(10*time.Millisecond), st.NoLeaderOutages, st.NoLeaderSeconds, st.PublishErrors)
+	out := logs.String()
+	if n := strings.Count(out, "SCP_EVENTS has no leader (no stream took the event)"); uint64(n) != st.NoLeaderOutages {
+		t.Errorf("%d outage warnings for %d outages, want one each", n, st.NoLeaderOutages)
+	}
+	if n := strings.Count(out, "publish failed; will republish"); n > 2*controllers {
+		t.Errorf("%d per-session publish warnings, want at most %d (one per session and failure)", n, 2*controllers)
+	}
 	fleet.SetRate(0)
 	wctx, wcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer wcancel()

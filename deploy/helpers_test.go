@@ -282,6 +282,26 @@ func checkFor(t testing.TB, what string, timeout, interval time.Duration, fn fun
 	}
 }
 
+// retryRead calls fn until it succeeds, failing the test when ctx ends
+// first; each failure is logged, the waits grow from 50 ms to 1 s.
+func retryRead(ctx context.Context, t testing.TB, what string, fn func() error) {
+	t.Helper()
+	wait := 50 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		t.Logf("%s: %v (retrying in %s)", what, err, wait)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: %v", what, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
 // checkExactlyOnce reads SCP_EVENTS and checks that it holds every
 // transaction the fleet generated exactly once: as many messages (presence
 // events aside) as distinct event ids, as many distinct ids as generated,
@@ -289,53 +309,70 @@ func checkFor(t testing.TB, what string, timeout, interval time.Duration, fn fun
 // its event id.
 func checkExactlyOnce(t testing.TB, js jetstream.JetStream, fleet *sim.Fleet) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Right after a leader election the stream and its consumers may
+	// answer "no responders" or time out for a moment: every read is
+	// retried until the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, streams.EventsStream)
-	if err != nil {
-		t.Fatalf("events stream: %v", err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		t.Fatalf("events stream info: %v", err)
-	}
+	var st jetstream.Stream
+	var info *jetstream.StreamInfo
+	retryRead(ctx, t, "events stream info", func() (err error) {
+		if st, err = js.Stream(ctx, streams.EventsStream); err != nil {
+			return err
+		}
+		info, err = st.Info(ctx)
+		return err
+	})
 	total := info.State.Msgs
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("ordered consumer: %v", err)
-	}
+	var cons jetstream.Consumer
+	retryRead(ctx, t, "ordered consumer", func() (err error) {
+		cons, err = st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+		return err
+	})
 	ids := map[string]int{}
 	perSerial := map[string]uint64{}
+	seen := map[uint64]bool{} // stream sequences read, in case a retried fetch delivers one again
 	var read, messages uint64
 	for read < total {
-		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			t.Fatalf("fetch events: %v", err)
-		}
 		n := 0
-		for m := range batch.Messages() {
-			n++
-			read++
-			var ev scpgate.Event
-			if err := json.Unmarshal(m.Data(), &ev); err != nil {
-				t.Fatalf("event %q does not decode: %v", m.Data(), err)
+		retryRead(ctx, t, "fetch events", func() error {
+			batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+			if err != nil {
+				return err
 			}
-			if ev.Kind == scpgate.KindPresence {
-				continue
+			for m := range batch.Messages() {
+				md, err := m.Metadata()
+				if err != nil {
+					t.Fatalf("message metadata: %v", err)
+				}
+				if seen[md.Sequence.Stream] {
+					continue
+				}
+				seen[md.Sequence.Stream] = true
+				n++
+				read++
+				var ev scpgate.Event
+				if err := json.Unmarshal(m.Data(), &ev); err != nil {
+					t.Fatalf("event %q does not decode: %v", m.Data(), err)
+				}
+				if ev.Kind == scpgate.KindPresence {
+					continue
+				}
+				messages++
+				if id := m.Headers().Get(jetstream.MsgIDHeader); id != ev.ID {
+					t.Errorf("event %s stored with Nats-Msg-Id %q", ev.ID, id)
+				}
+				ids[ev.ID]++
+				perSerial[ev.Controller]++
 			}
-			messages++
-			if id := m.Headers().Get(jetstream.MsgIDHeader); id != ev.ID {
-				t.Errorf("event %s stored with Nats-Msg-Id %q", ev.ID, id)
+			if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+				return err
 			}
-			ids[ev.ID]++
-			perSerial[ev.Controller]++
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			t.Fatalf("fetch events: %v", err)
-		}
-		if n == 0 {
-			t.Fatalf("read %d of %d messages, then nothing", read, total)
-		}
+			if n == 0 {
+				return fmt.Errorf("read %d of %d messages, then nothing", read, total)
+			}
+			return nil
+		})
 	}
 	dups := 0
 	for id, n := range ids {

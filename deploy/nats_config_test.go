@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/streams"
 )
 
 // natsNodeConfig parses the nats-server configuration that compose
@@ -93,6 +94,12 @@ func TestNATSConfigs(t *testing.T) {
 		}
 		if grace, err := time.ParseDuration(cmpOr(s.StopGracePeriod, "10s")); err != nil || grace <= o.LameDuckDuration+o.LameDuckGracePeriod {
 			t.Errorf("service %s: stop_grace_period %q is not above lame_duck_duration %s + lame_duck_grace_period %s (%v)", name, s.StopGracePeriod, o.LameDuckDuration, o.LameDuckGracePeriod, err)
+		}
+		// SCP_EVENTS discards its oldest events at its cap: the node's store
+		// must never fill first, or every event is refused. A quarter of the
+		// store stays for the other streams and buckets.
+		if mb := streams.DefaultEventsMaxBytes; o.JetStreamMaxStore <= 0 || mb > o.JetStreamMaxStore*3/4 {
+			t.Errorf("service %s: max_file_store %d leaves no room above SCP_EVENTS' default cap %d (SCPGATE_EVENTS_MAX_BYTES)", name, o.JetStreamMaxStore, mb)
 		}
 		if s.Healthcheck == nil || len(s.Healthcheck.Test) == 0 {
 			t.Errorf("service %s: no healthcheck", name)

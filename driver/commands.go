@@ -242,6 +242,13 @@ func (h *commandHooks) start(ctx context.Context) error {
 	// Work outlives ctx by flushTimeout, so that what controllers
 	// answered before the driver closed is still completed.
 	work, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// Without NATS nothing can be completed: a hard stop (drain deadline)
+	// ends the work at once.
+	context.AfterFunc(h.d.hardCtx, func() {
+		if !h.d.nc.IsConnected() {
+			cancel()
+		}
+	})
 	h.rq.cancel = cancel
 	h.d.bgWG.Add(1 + commandWorkers)
 	go h.dispatch(ctx)

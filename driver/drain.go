@@ -18,8 +18,10 @@ const drainTick = 10 * time.Millisecond
 // confirmed everything it published and the controller got the ack, then
 // says bye (draining, reconnect after a small random delay) and closes
 // with ReasonDrained. By Options.DrainDeadline (or ctx's deadline, if
-// sooner) the remaining sessions are closed with ReasonShutdown. Drain
-// then waits for the presence updates and closes the driver.
+// sooner) the remaining sessions are closed with ReasonShutdown and
+// presence updates still in progress are cut short, so Drain returns
+// by its deadline even while NATS is unreachable. Drain then waits for
+// the presence updates (until the deadline) and closes the driver.
 func (d *Driver) Drain(ctx context.Context) error {
 	if d.closed.Load() || !d.draining.CompareAndSwap(false, true) {
 		return ErrClosed
@@ -69,6 +71,7 @@ waves:
 		}
 		d.mu.Unlock()
 		d.log.Warn().Int("sessions", len(rest)).Msg("drain deadline passed; closing the rest")
+		d.hardStop() // presence attempts in progress end now
 		for _, s := range rest {
 			s.close(scpgate.ReasonShutdown, d.byeDraining("driver shutting down"))
 		}

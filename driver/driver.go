@@ -55,6 +55,10 @@ type Driver struct {
 	svc     micro.Service
 	bgCtx   context.Context // canceled by Close: stops retries and background work
 	bgStop  context.CancelFunc
+	// hardCtx is canceled when the driver must stop now (Drain's deadline
+	// passed, or Close without NATS): presence attempts in progress end.
+	hardCtx  context.Context
+	hardStop context.CancelFunc
 
 	started  atomic.Bool
 	ensured  atomic.Bool
@@ -97,6 +101,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	d.hooks = newCommandHooks(d)
 	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
+	d.hardCtx, d.hardStop = context.WithCancel(context.Background())
 	// Events go through d.pb, not this context's async publisher.
 	js, err := jetstream.New(d.nc)
 	if err != nil {
@@ -176,27 +181,30 @@ func (d *Driver) Start(ctx context.Context) error {
 	return nil
 }
 
-// ensure creates the streams and buckets, retrying with backoff while
-// NATS or JetStream is unavailable.
+// ensure opens the streams and buckets (creating missing ones), retrying
+// with backoff while NATS or JetStream is unavailable; a config that
+// differs from the existing streams is an error (streams.EnsureRetry).
 func (d *Driver) ensure(ctx context.Context) (*streams.Handles, error) {
+	h, err := streams.EnsureRetry(ctx, d.js, d.opts.Streams, func(err error, wait time.Duration) {
+		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("ensure streams failed")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("driver: ensure streams: %w", err)
+	}
+	// scp_identity is the drivers' own bucket (identity.go): created or
+	// bound here, with the same backoff.
 	wait := 100 * time.Millisecond
 	for {
-		ectx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		h, err := streams.Ensure(ectx, d.js, d.opts.Streams)
-		if err == nil {
-			d.ids.kv, err = streams.EnsureIdentity(ectx, d.js, d.opts.Streams)
-		}
+		ectx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		d.ids.kv, err = streams.EnsureIdentity(ectx, d.js, d.opts.Streams)
 		cancel()
 		if err == nil {
 			return h, nil
 		}
-		if errors.Is(err, streams.ErrInvalidConfig) {
-			return nil, fmt.Errorf("driver: ensure streams: %w", err)
-		}
-		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("ensure streams failed")
+		d.log.Warn().Err(err).Dur("retry_in", wait).Msg("ensure identity bucket failed")
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("driver: ensure streams: %w (last error: %v)", ctx.Err(), err)
+			return nil, fmt.Errorf("driver: ensure identity bucket: %w (last error: %v)", ctx.Err(), err)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)
@@ -308,6 +316,9 @@ func (d *Driver) Close() error {
 		s.close(scpgate.ReasonShutdown, d.byeDraining("driver shutting down"))
 	}
 	d.connWG.Wait()
+	if !d.nc.IsConnected() {
+		d.hardStop() // no presence attempt can succeed: do not wait for them
+	}
 	d.bgStop() // presence work makes its current attempt, then gives up
 	d.presWG.Wait()
 	d.bgWG.Wait()
@@ -325,6 +336,7 @@ func (d *Driver) Close() error {
 		}
 		cancel()
 	}
+	d.hardStop()
 	d.log.Info().Msg("driver closed")
 	return errors.Join(errs...)
 }

@@ -47,6 +47,9 @@ func TransactionEvent(serial string, epoch uint32, tx *scpbridge.Transaction, re
 		CodeNum:    tx.Code,
 		Source:     &scpgate.Source{Type: tx.SourceType.String(), Number: tx.SourceNum},
 	}
+	if !simpleTime(ev.Time) {
+		ev.Time, ev.TimeClamped, ev.TimeMS = clampTime(tx.TimeMS), true, tx.TimeMS
+	}
 	if tx.Type == scpbridge.TranAccess {
 		ev.Card = &scpgate.Card{Number: tx.Card, Facility: tx.Facility}
 	}
@@ -54,6 +57,21 @@ func TransactionEvent(serial string, epoch uint32, tx *scpbridge.Transaction, re
 		ev.Lost = tx.Lost
 	}
 	return ev
+}
+
+// Bounds of an event's time: RFC 3339 writes years 0..9999 only.
+var (
+	minEventTime = time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxEventTime = time.Date(9999, 12, 31, 23, 59, 59, 999_000_000, time.UTC)
+)
+
+// clampTime returns the bound of years 0..9999 nearest to the controller
+// time ms (which lies outside them).
+func clampTime(ms int64) time.Time {
+	if ms < 0 {
+		return minEventTime
+	}
+	return maxEventTime
 }
 
 // Presence event codes.

@@ -16,7 +16,7 @@ import (
 // one allocation. TestAppendEventMatchesJSON holds it to encoding/json.
 func appendEvent(b []byte, ev *scpgate.Event) ([]byte, bool) {
 	if !plain(ev.ID) || !plain(ev.Controller) || !plain(string(ev.Kind)) || !plain(ev.Driver) || !plain(ev.Code) ||
-		!simpleTime(ev.Time) || !simpleTime(ev.Received) {
+		!simpleTime(ev.Time) || !simpleTime(ev.Received) || ev.TimeClamped || ev.TimeMS != 0 {
 		return b, false
 	}
 	b = append(b, `{"v":`...)

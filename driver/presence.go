@@ -172,17 +172,23 @@ func (d *Driver) publishPresence(s *session, ev *scpgate.Event) {
 
 // retryOp runs op until it succeeds or ctx ends, with backoff. Each attempt
 // gets presenceOpTimeout even when ctx has ended, so one attempt is always
-// made.
+// made, unless the driver stops hard (d.hardCtx: Drain's deadline passed,
+// or Close while NATS is unreachable).
 func (d *Driver) retryOp(ctx context.Context, s *session, what string, op func(context.Context) error) bool {
 	wait := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), presenceOpTimeout)
+		// Not ctx: an attempt outlives it, but not the driver's hard stop.
+		octx, cancel := context.WithTimeout(d.hardCtx, presenceOpTimeout)
 		err := op(octx)
 		cancel()
 		if err == nil {
 			return true
 		}
 		d.stats.presenceErrs.Add(1)
+		if d.hardCtx.Err() != nil {
+			s.log.Warn().Err(err).Int("attempts", attempt).Msg(what + " abandoned: the driver stopped")
+			return false
+		}
 		if attempt == 1 {
 			s.log.Warn().Err(err).Msg(what + " failed; retrying")
 		}
@@ -211,6 +217,13 @@ func (d *Driver) watchSessions() {
 			continue
 		}
 		d.watch(w)
+		if !d.nc.IsConnected() {
+			// Stop deletes the consumer and waits for the answer: without
+			// NATS that takes the whole request timeout, which a driver
+			// stopping by its deadline cannot spend here.
+			go func() { _ = w.Stop() }()
+			continue
+		}
 		_ = w.Stop()
 	}
 }

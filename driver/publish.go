@@ -149,6 +149,11 @@ func (s *session) transaction(now time.Time) bool {
 
 	tx := &s.hs.Tx
 	ev := TransactionEvent(s.serial, s.epoch, tx, now, d.opts.ID)
+	if ev.TimeClamped {
+		d.stats.timesClamped.Add(1)
+		s.log.Warn().Uint32("seq", tx.Seq).Int64("time_ms", tx.TimeMS).Time("stored_time", ev.Time).
+			Msg("transaction time outside years 0..9999; stored with time_clamped")
+	}
 	p := newPub(s)
 	if !p.encode(&ev) { // cannot happen with these types; never ack what was not stored
 		d.budget.release(1)
@@ -250,6 +255,7 @@ func (d *Driver) onPubAck(p *pub, duplicate bool) {
 	if f := d.opts.PublishLatency; f != nil {
 		f(time.Since(p.sent))
 	}
+	d.pb.published()
 	s := p.s
 	s.mu.Lock()
 	if s.ended || p.state != pubInflight {
@@ -288,6 +294,14 @@ func (d *Driver) onPubAck(p *pub, duplicate bool) {
 // pubFailed marks p for republishing.
 func (d *Driver) pubFailed(p *pub, err error) {
 	d.stats.pubErrors.Add(1)
+	quiet := false // logged once per outage, not per session
+	switch err {
+	case errNoResponders:
+		d.pb.noResponders()
+		quiet = true
+	case errNoLeader:
+		quiet = true
+	}
 	s := p.s
 	s.mu.Lock()
 	if s.ended || p.state != pubInflight {
@@ -299,7 +313,7 @@ func (d *Driver) pubFailed(p *pub, err error) {
 	s.retrying = true
 	id := p.msg.Header.Get(jetstream.MsgIDHeader) // p may be sent again and recycled once s.mu is let go
 	s.mu.Unlock()
-	if first {
+	if first && !quiet {
 		s.log.Warn().Err(err).Str("id", id).Msg("publish failed; will republish")
 	}
 	d.rt.schedule(s)

@@ -49,6 +49,8 @@ type publisher struct {
 	// into nats.go's reconnect buffer (failed when the event arrives).
 	connected atomic.Bool
 
+	outage outage // SCP_EVENTS without a leader (outage.go)
+
 	mu    sync.Mutex
 	slots []pubSlot
 	free  []uint32 // indices of free slots, a stack

@@ -41,6 +41,17 @@ func (r *retrier) schedule(s *session) {
 	r.mu.Unlock()
 }
 
+// hurry makes every scheduled session due now, at the minimum backoff:
+// the cause of the failures is gone (a stream leader is back).
+func (r *retrier) hurry() {
+	now := time.Now()
+	r.mu.Lock()
+	for _, e := range r.m {
+		e.wait, e.due = retryMinWait, now
+	}
+	r.mu.Unlock()
+}
+
 // forget drops an ended session.
 func (r *retrier) forget(s *session) {
 	r.mu.Lock()

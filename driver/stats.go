@@ -44,6 +44,10 @@ type counters struct {
 	badSecrets      atomic.Uint64
 	presenceHeld    atomic.Uint64
 	presenceNever   atomic.Uint64
+	// events (see publish.go)
+	timesClamped  atomic.Uint64
+	noLeader      atomic.Uint64
+	noLeaderNanos atomic.Uint64
 }
 
 func newCounters() *counters {
@@ -131,6 +135,14 @@ type Stats struct {
 	// ended first and so got no presence event at all.
 	PresenceHeld  uint64 `json:"presence_held"`
 	PresenceNever uint64 `json:"presence_never"`
+	// TimesClamped counts transactions whose time lay outside years
+	// 0..9999, stored with time_clamped set.
+	TimesClamped uint64 `json:"times_clamped"`
+	// NoLeaderOutages counts the periods in which no stream took the
+	// driver's events (SCP_EVENTS without a leader); NoLeaderSeconds is
+	// their total length, counted when each ends.
+	NoLeaderOutages uint64  `json:"no_leader_outages"`
+	NoLeaderSeconds float64 `json:"no_leader_seconds"`
 }
 
 // Closed returns the number of connections closed with reason r.
@@ -167,6 +179,9 @@ func (d *Driver) Stats() Stats {
 		BadSecrets:       c.badSecrets.Load(),
 		PresenceHeld:     c.presenceHeld.Load(),
 		PresenceNever:    c.presenceNever.Load(),
+		TimesClamped:     c.timesClamped.Load(),
+		NoLeaderOutages:  c.noLeader.Load(),
+		NoLeaderSeconds:  time.Duration(c.noLeaderNanos.Load()).Seconds(),
 	}
 	if a := d.Addr(); a != nil {
 		st.Addr = a.String()

@@ -11,5 +11,9 @@
 //
 // and the buckets scp_sessions (presence and fencing), scp_cursors (last
 // completed command per controller) and scp_state (current state, written by
-// ingest). [Ensure] creates or updates all of them idempotently.
+// ingest). [Ensure], which every service runs at start, creates the missing
+// ones and checks the existing ones against the service's [Config] without
+// changing them; [Apply], run by an operator (`scpgate streams apply`),
+// creates or updates them. [EnsureRetry] retries Ensure while JetStream is
+// not ready.
 package streams

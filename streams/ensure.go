@@ -1,7 +1,6 @@
 package streams
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -19,6 +18,13 @@ type Config struct {
 	// CommandsMaxAge is how long SCP_COMMANDS keeps a command; it bounds
 	// how long a command can wait for an offline controller.
 	CommandsMaxAge time.Duration
+	// EventsMaxBytes caps the size of SCP_EVENTS. When it is reached the
+	// oldest events are discarded (DiscardOld), so that controllers keep
+	// being acknowledged; it must stay below the server's max_file_store
+	// minus the other streams, or the server refuses events once its store
+	// is full. Memory storage (tests, benchmarks) caps it at
+	// MemoryEventsMaxBytes.
+	EventsMaxBytes int64
 	// ResultsMaxAge is how long SCP_RESULTS keeps a result.
 	ResultsMaxAge time.Duration
 	// DuplicateWindow is how long a Nats-Msg-Id is remembered on every
@@ -32,13 +38,24 @@ type Config struct {
 	Storage jetstream.StorageType
 }
 
-// DefaultConfig returns the default Config: one replica, events and results
-// kept 30 days, commands 7 days, a 2 hour duplicate window, 1000 queued
-// commands per controller, file storage.
+// DefaultEventsMaxBytes is the default size cap of SCP_EVENTS: 12 GiB,
+// below the 20 GB max_file_store of deploy/nats with room for the other
+// streams and buckets.
+const DefaultEventsMaxBytes int64 = 12 << 30
+
+// MemoryEventsMaxBytes caps SCP_EVENTS in memory storage, which the server
+// reserves up front.
+const MemoryEventsMaxBytes int64 = 1 << 30
+
+// DefaultConfig returns the default Config: one replica, events kept 30
+// days up to DefaultEventsMaxBytes, results 30 days, commands 7 days, a 2
+// hour duplicate window, 1000 queued commands per controller, file
+// storage.
 func DefaultConfig() Config {
 	return Config{
 		Replicas:        1,
 		EventsMaxAge:    30 * 24 * time.Hour,
+		EventsMaxBytes:  DefaultEventsMaxBytes,
 		CommandsMaxAge:  7 * 24 * time.Hour,
 		ResultsMaxAge:   30 * 24 * time.Hour,
 		DuplicateWindow: 2 * time.Hour,
@@ -59,6 +76,8 @@ func (c Config) Validate() error {
 	case c.EventsMaxAge <= 0, c.CommandsMaxAge <= 0, c.ResultsMaxAge <= 0:
 		return fmt.Errorf("%w: max ages must be positive (events %s, commands %s, results %s)",
 			ErrInvalidConfig, c.EventsMaxAge, c.CommandsMaxAge, c.ResultsMaxAge)
+	case c.EventsMaxBytes <= 0:
+		return fmt.Errorf("%w: events max bytes %d, want > 0", ErrInvalidConfig, c.EventsMaxBytes)
 	case c.DuplicateWindow <= 0:
 		return fmt.Errorf("%w: duplicate window %s, want > 0", ErrInvalidConfig, c.DuplicateWindow)
 	case c.CommandQueueCap < 1:
@@ -73,7 +92,18 @@ func (c Config) dupWindow(maxAge time.Duration) time.Duration {
 	return min(c.DuplicateWindow, maxAge)
 }
 
-// EventsStreamConfig returns the configuration of SCP_EVENTS.
+// eventsMaxBytes is EventsMaxBytes, capped for memory storage.
+func (c Config) eventsMaxBytes() int64 {
+	if c.Storage == jetstream.MemoryStorage {
+		return min(c.EventsMaxBytes, MemoryEventsMaxBytes)
+	}
+	return c.EventsMaxBytes
+}
+
+// EventsStreamConfig returns the configuration of SCP_EVENTS: events are
+// kept EventsMaxAge, and when the stream reaches EventsMaxBytes the oldest
+// are discarded (DiscardOld) rather than new ones refused, so a full
+// stream never stops the fleet from being acknowledged.
 func EventsStreamConfig(cfg Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        EventsStream,
@@ -84,6 +114,7 @@ func EventsStreamConfig(cfg Config) jetstream.StreamConfig {
 		Storage:     cfg.Storage,
 		Replicas:    cfg.Replicas,
 		MaxAge:      cfg.EventsMaxAge,
+		MaxBytes:    cfg.eventsMaxBytes(),
 		Duplicates:  cfg.dupWindow(cfg.EventsMaxAge),
 		AllowDirect: true,
 	}
@@ -140,46 +171,4 @@ func BucketConfigs(cfg Config) []jetstream.KeyValueConfig {
 		{Bucket: StateBucket, Description: "current state of controllers, doors, inputs and outputs", History: 1, Storage: cfg.Storage, Replicas: cfg.Replicas},
 		{Bucket: CommandsBucket, Description: "command id -> status record", History: 1, TTL: cfg.ResultsMaxAge, Storage: cfg.Storage, Replicas: cfg.Replicas},
 	}
-}
-
-// Handles are the streams and buckets Ensure created or updated.
-type Handles struct {
-	Events, Commands, Results jetstream.Stream
-	Sessions, Cursors, State  jetstream.KeyValue
-	// CommandStatus is the scp_commands bucket.
-	CommandStatus jetstream.KeyValue
-}
-
-// Ensure creates every stream and bucket, or updates them to cfg when they
-// exist. It is idempotent: every service calls it at start.
-func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Handles, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	var h Handles
-	streams := []struct {
-		cfg jetstream.StreamConfig
-		dst *jetstream.Stream
-	}{
-		{EventsStreamConfig(cfg), &h.Events},
-		{CommandsStreamConfig(cfg), &h.Commands},
-		{ResultsStreamConfig(cfg), &h.Results},
-	}
-	for _, s := range streams {
-		st, err := js.CreateOrUpdateStream(ctx, s.cfg)
-		if err != nil {
-			return nil, fmt.Errorf("create or update stream %s: %w", s.cfg.Name, err)
-		}
-		*s.dst = st
-	}
-	buckets := BucketConfigs(cfg)
-	dsts := []*jetstream.KeyValue{&h.Sessions, &h.Cursors, &h.State, &h.CommandStatus}
-	for i, b := range buckets {
-		kv, err := js.CreateOrUpdateKeyValue(ctx, b)
-		if err != nil {
-			return nil, fmt.Errorf("create or update bucket %s: %w", b.Bucket, err)
-		}
-		*dsts[i] = kv
-	}
-	return &h, nil
 }

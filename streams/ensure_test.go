@@ -56,20 +56,66 @@ func TestEnsureIdempotentAndUpdates(t *testing.T) {
 		}
 	}
 
-	// A changed MaxAge is applied to the existing stream.
+	// Ensure never changes an existing stream: a changed MaxAge and
+	// window are refused, naming each setting.
 	cfg.EventsMaxAge = 48 * time.Hour
 	cfg.DuplicateWindow = time.Hour
-	h, err = streams.Ensure(ctx, js, cfg)
-	if err != nil {
-		t.Fatalf("Ensure with changed config: %v", err)
+	_, err = streams.Ensure(ctx, js, cfg)
+	var me *streams.MismatchError
+	if !errors.Is(err, streams.ErrConfigMismatch) || !errors.As(err, &me) {
+		t.Fatalf("Ensure with changed config: got %v, want a MismatchError", err)
+	}
+	want := map[string]bool{"SCP_EVENTS max_age": true, "SCP_EVENTS duplicate_window": true,
+		"SCP_COMMANDS duplicate_window": true, "SCP_RESULTS duplicate_window": true}
+	for _, m := range me.Mismatches {
+		if !want[m.Stream+" "+m.Setting] {
+			t.Errorf("unexpected mismatch %+v", m)
+		}
+		delete(want, m.Stream+" "+m.Setting)
+	}
+	if len(want) > 0 {
+		t.Errorf("mismatches not reported: %v (got %+v)", want, me.Mismatches)
+	}
+	if info, _ := h.Events.Info(ctx); info.Config.MaxAge != cfg.EventsMaxAge && info.Config.MaxAge != 30*24*time.Hour {
+		t.Errorf("events MaxAge changed by Ensure: %s", info.Config.MaxAge)
+	}
+
+	// Apply changes it; Ensure then agrees.
+	if h, err = streams.Apply(ctx, js, cfg); err != nil {
+		t.Fatalf("Apply with changed config: %v", err)
 	}
 	info, err = h.Events.Info(ctx)
 	if err != nil {
 		t.Fatalf("events info: %v", err)
 	}
-	if info.Config.MaxAge != 48*time.Hour || info.Config.Duplicates != time.Hour || !info.Config.AllowDirect {
-		t.Errorf("got events MaxAge %s, Duplicates %s, AllowDirect %v; want 48h, 1h, true",
-			info.Config.MaxAge, info.Config.Duplicates, info.Config.AllowDirect)
+	if info.Config.MaxAge != 48*time.Hour || info.Config.Duplicates != time.Hour || !info.Config.AllowDirect ||
+		info.Config.MaxBytes != cfg.EventsMaxBytes || info.Config.Discard != jetstream.DiscardOld {
+		t.Errorf("got events MaxAge %s, Duplicates %s, AllowDirect %v, MaxBytes %d, Discard %s; want 48h, 1h, true, %d, DiscardOld",
+			info.Config.MaxAge, info.Config.Duplicates, info.Config.AllowDirect, info.Config.MaxBytes, info.Config.Discard, cfg.EventsMaxBytes)
+	}
+	if _, err := streams.Ensure(ctx, js, cfg); err != nil {
+		t.Fatalf("Ensure after Apply: %v", err)
+	}
+}
+
+// TestEnsureConcurrentCreate runs Ensure from several clients at once on
+// a fresh server: each creates or opens the same streams, none fails.
+func TestEnsureConcurrentCreate(t *testing.T) {
+	s := natstest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := make(chan error, 6)
+	for range cap(errs) {
+		js := natstest.JetStream(t, natstest.Connect(t, s))
+		go func() {
+			_, err := streams.Ensure(ctx, js, streams.DefaultConfig())
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Ensure: %v", err)
+		}
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/scpgate/scpgate/internal/auth"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // commanderConfig is the environment of `scpgate commander` (prefix SCPGATE_).
@@ -82,8 +81,8 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := streams.Ensure(ctx, js, cfg.StreamsEnv.config()); err != nil {
-		return fmt.Errorf("ensure streams: %w", err)
+	if _, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log); err != nil {
+		return err
 	}
 	svc, err := commander.New(commander.Options{JS: js, NC: nc, Log: log, DefaultTTL: cfg.DefaultTTL, MaxTTL: cfg.MaxTTL, MaxWait: cfg.MaxWait})
 	if err != nil {

@@ -17,22 +17,38 @@ import (
 )
 
 // StreamsEnv is the part of every service's environment that sizes the
-// streams and buckets (SCPGATE_REPLICAS, ...). Every service ensures them at
-// start, so all must agree; docker-compose sets them once for all.
+// streams and buckets (SCPGATE_REPLICAS, ...). Every service creates the
+// ones that are missing at start and refuses to start when an existing one
+// differs; only `scpgate streams apply` changes them. docker-compose sets
+// them once for all.
 type StreamsEnv struct {
 	Replicas        int           `envconfig:"REPLICAS" default:"1" desc:"replicas of every stream and bucket (3 in a cluster)"`
 	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" desc:"how long SCP_EVENTS keeps events"`
 	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" desc:"how long a command may wait for an offline controller"`
+	EventsMaxBytes  int64         `envconfig:"EVENTS_MAX_BYTES" default:"12884901888" desc:"size cap of SCP_EVENTS in bytes (12 GiB): past it the oldest events are discarded; keep it well below the servers' max_file_store"`
 	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long SCP_RESULTS keeps command results"`
-	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once (later re-sends are stored again: dedupe on id)"`
 	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" desc:"commands that may wait for one controller"`
 	Memory          bool          `envconfig:"MEMORY_STORAGE" default:"false" desc:"keep streams in memory (tests and benchmarks only)"`
+}
+
+// ensureStreams opens the streams and buckets for a service (creating
+// missing ones), retrying while NATS or JetStream is not ready.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg streams.Config, log zerolog.Logger) (*streams.Handles, error) {
+	h, err := streams.EnsureRetry(ctx, js, cfg, func(err error, wait time.Duration) {
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("ensure streams failed")
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ensure streams: %w", err)
+	}
+	return h, nil
 }
 
 func (c StreamsEnv) config() streams.Config {
 	cfg := streams.DefaultConfig()
 	cfg.Replicas = c.Replicas
 	cfg.EventsMaxAge = c.EventsMaxAge
+	cfg.EventsMaxBytes = c.EventsMaxBytes
 	cfg.CommandsMaxAge = c.CommandsMaxAge
 	cfg.ResultsMaxAge = c.ResultsMaxAge
 	cfg.DuplicateWindow = c.DuplicateWindow

@@ -108,7 +108,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := streams.Ensure(ctx, js, streams.DefaultConfig())
+	h, err := streams.Apply(ctx, js, streams.DefaultConfig()) // dev owns its streams
 	if err != nil {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
@@ -227,6 +227,9 @@ func runDev(ctx context.Context, args []string) error {
 func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, ing *ingest.Service, nc *nats.Conn, authn *auth.Authenticator, log zerolog.Logger) (http.Handler, error) {
 	if err := registerDriverMetrics(reg, d, nc, nil); err != nil {
 		return nil, err
+	}
+	if err := metrics.RegisterStreams(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if err := metrics.RegisterIngest(reg, ing); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)

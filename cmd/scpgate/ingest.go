@@ -19,7 +19,6 @@ import (
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
 	"github.com/scpgate/scpgate/sqlite"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // ingestConfig is the environment of `scpgate ingest` (prefix SCPGATE_).
@@ -97,9 +96,9 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	h, err := streams.Ensure(ctx, js, cfg.StreamsEnv.config())
+	h, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log)
 	if err != nil {
-		return fmt.Errorf("ensure streams: %w", err)
+		return err
 	}
 	if *rebuild {
 		bar := newProgress("rebuild")
@@ -189,7 +188,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc)} {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc), metrics.RegisterStreams(reg, nc)} {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -32,7 +33,9 @@ Asks NATS for every running driver (the "scpgate-driver" micro service:
 id, controller address, sessions, events), for the size of the streams
 SCP_EVENTS, SCP_COMMANDS and SCP_RESULTS, and for the lag of the shared
 ingest consumer, and prints them as tables (or one JSON document with
---json). Drivers are gathered for --wait. With --controllers the serials
+--json). It warns when a stream with a size limit is --warn-full full
+(SCP_EVENTS then discards its oldest events) and when ingest's backlog
+is at risk of being discarded unread. Drivers are gathered for --wait. With --controllers the serials
 each driver holds are listed too. Connects with NATS_URL and the other
 NATS_ variables (an "ops" user is enough).`,
 		run: runStatus,
@@ -49,6 +52,8 @@ type Status struct {
 	Ingest   []IngestLag    `json:"ingest"`
 	// Errors lists what could not be read; the rest is still reported.
 	Errors []string `json:"errors,omitempty"`
+	// Warnings lists what needs an operator soon (statusWarnings).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // DriverStatus is one driver, from its micro service info and stats.
@@ -80,6 +85,10 @@ type StreamStatus struct {
 	Consumers int    `json:"consumers"`
 	FirstSeq  uint64 `json:"first_seq"`
 	LastSeq   uint64 `json:"last_seq"`
+	// MaxBytes is the stream's size limit (0: none); Fullness is Bytes
+	// over it, from 0 to 1.
+	MaxBytes int64   `json:"max_bytes,omitempty"`
+	Fullness float64 `json:"fullness,omitempty"`
 }
 
 // IngestLag is the state of the shared ingest consumer on one stream.
@@ -97,6 +106,7 @@ type statusOptions struct {
 	wait        time.Duration // how long driver answers are gathered
 	controllers bool
 	durable     string
+	warnFull    float64 // fullness from which a stream is warned about
 }
 
 func runStatus(ctx context.Context, args []string) error {
@@ -106,6 +116,7 @@ func runStatus(ctx context.Context, args []string) error {
 	ctrls := fs.Bool("controllers", false, "list the serials each driver holds")
 	wait := fs.Duration("wait", 500*time.Millisecond, "how long to gather answers from drivers")
 	durable := fs.String("durable", ingest.DefaultDurable, "name of the ingest consumer")
+	warnFull := fs.Float64("warn-full", defaultWarnFull, "warn when a stream is this full (0 to 1)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -124,7 +135,7 @@ func runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	st, err := collectStatus(ctx, nc, statusOptions{wait: *wait, controllers: *ctrls, durable: *durable})
+	st, err := collectStatus(ctx, nc, statusOptions{wait: *wait, controllers: *ctrls, durable: *durable, warnFull: *warnFull})
 	if err != nil {
 		return err
 	}
@@ -173,6 +184,7 @@ func collectStatus(ctx context.Context, nc *nats.Conn, o statusOptions) (Status,
 		st.Streams = append(st.Streams, StreamStatus{
 			Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes, Subjects: info.State.NumSubjects,
 			Consumers: info.State.Consumers, FirstSeq: info.State.FirstSeq, LastSeq: info.State.LastSeq,
+			MaxBytes: max(info.Config.MaxBytes, 0), Fullness: metrics.Fullness(info.State.Bytes, info.Config.MaxBytes),
 		})
 	}
 	for _, name := range []string{streams.EventsStream, streams.ResultsStream} {
@@ -189,6 +201,7 @@ func collectStatus(ctx context.Context, nc *nats.Conn, o statusOptions) (Status,
 			Redelivered: info.NumRedelivered, Waiting: info.NumWaiting,
 		})
 	}
+	st.Warnings = statusWarnings(st, o.warnFull)
 	return st, nil
 }
 
@@ -341,6 +354,12 @@ func printStatus(w io.Writer, st Status, controllers bool) error {
 			for _, line := range wrapWords(d.Controllers, 76) {
 				fmt.Fprintf(w, "  %s\n", line)
 			}
+		}
+	}
+	if len(st.Warnings) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range st.Warnings {
+			fmt.Fprintf(w, "warning: %s\n", s)
 		}
 	}
 	if len(st.Errors) > 0 {

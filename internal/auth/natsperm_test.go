@@ -151,6 +151,11 @@ func TestNATSPermissions(t *testing.T) {
 		t.Fatalf("driver start as driver: %v", err)
 	}
 	t.Cleanup(func() { _ = d.Close() })
+	// The driver created the streams; ops owns their settings and updates
+	// them (scpgate streams apply).
+	if _, err := streams.Apply(ctx, ops.js, streams.DefaultConfig()); err != nil {
+		t.Fatalf("apply streams as ops: %v", err)
+	}
 	c := sim.NewController(sim.Config{Target: d.Addr().String(), Serial: "PERM1", Backoff: sim.BackoffConfig{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}})
 	cctx, stopCtrl := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -298,6 +303,9 @@ func TestNATSPermissions(t *testing.T) {
 		{"driver queues a command", drv, "scp.cmd.X"},
 		{"ops forges a result", ops, "scp.res.X"},
 		{"ops deletes a stream", ops, "$JS.API.STREAM.DELETE.SCP_EVENTS"},
+		{"driver updates a stream", drv, "$JS.API.STREAM.UPDATE.SCP_EVENTS"},
+		{"commander updates a stream", cmd, "$JS.API.STREAM.UPDATE.SCP_EVENTS"},
+		{"ingest updates a bucket", ing, "$JS.API.STREAM.UPDATE.KV_scp_state"},
 		{"ingest writes presence", ing, "$KV.scp_sessions.X"},
 		{"commander purges commands", cmd, "$JS.API.STREAM.PURGE.SCP_COMMANDS"},
 		{"vendor queues a command past the commander", vnd, "scp.cmd.X"},

@@ -79,9 +79,12 @@ type driverCollector struct {
 //	scpgate_driver_command_stream_recreated_total times SCP_COMMANDS was found re-created
 //	scpgate_driver_commands_delivering           gauge: sessions with delivery state
 //
-// and the takeover and presence counters of driverSecurityCollector.
+// and those of driverSecurityCollector and registerDriverStore.
 func RegisterDriver(reg prometheus.Registerer, src DriverSource) error {
 	if err := reg.Register(newDriverSecurityCollector(src)); err != nil {
+		return err
+	}
+	if err := registerDriverStore(reg, src); err != nil {
 		return err
 	}
 	return reg.Register(&driverCollector{
