@@ -81,6 +81,8 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		BootEpoch  uint32    `json:"boot_epoch"`
 		Seq        uint32    `json:"seq"`
 		Time       msTime    `json:"time"`
+		Clamped    bool      `json:"time_clamped,omitempty"`
+		TimeMS     int64     `json:"time_ms,omitempty"`
 		Received   nsTime    `json:"received"`
 		Driver     string    `json:"driver,omitempty"`
 		Code       string    `json:"code"`
@@ -89,7 +91,7 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		Card       *Card     `json:"card,omitempty"`
 		Lost       uint32    `json:"lost,omitempty"`
 		Presence   *Presence `json:"presence,omitempty"`
-	}{e.V, e.ID, e.Controller, e.Kind, e.BootEpoch, e.Seq, msTime(e.Time), nsTime(e.Received), e.Driver,
+	}{e.V, e.ID, e.Controller, e.Kind, e.BootEpoch, e.Seq, msTime(e.Time), e.TimeClamped, e.TimeMS, nsTime(e.Received), e.Driver,
 		e.Code, e.CodeNum, e.Source, e.Card, e.Lost, e.Presence})
 }
 
