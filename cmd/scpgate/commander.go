@@ -18,10 +18,10 @@ import (
 // commanderConfig is the environment of `scpgate commander` (prefix SCPGATE_).
 type commanderConfig struct {
 	HTTPListen string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the command HTTP API"`
-	DefaultTTL time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" desc:"TTL of a command that names none"`
-	MaxTTL     time.Duration `envconfig:"COMMAND_MAX_TTL" default:"168h" desc:"longest TTL accepted (keep within COMMANDS_MAX_AGE)"`
-	MaxWait    time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" desc:"longest ?wait= a submission may ask for"`
-	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	DefaultTTL time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" min:"1s" desc:"TTL of a command that names none"`
+	MaxTTL     time.Duration `envconfig:"COMMAND_MAX_TTL" default:"168h" min:"1s" desc:"longest TTL accepted (keep within COMMANDS_MAX_AGE)"`
+	MaxWait    time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" min:"0s" max:"10m" desc:"longest ?wait= a submission may ask for"`
+	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
 	StreamsEnv
 	APIAuthEnv
 }
@@ -59,6 +59,7 @@ func runCommander(ctx context.Context, args []string) error {
 		cfg.HTTPListen = *httpListen
 	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "commander").Logger()
+	warnUnknownEnv(log)
 
 	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log)
 	if err != nil {

@@ -20,12 +20,12 @@ import (
 // streams and buckets (SCPGATE_REPLICAS, ...). Every service ensures them at
 // start, so all must agree; docker-compose sets them once for all.
 type StreamsEnv struct {
-	Replicas        int           `envconfig:"REPLICAS" default:"1" desc:"replicas of every stream and bucket (3 in a cluster)"`
-	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" desc:"how long SCP_EVENTS keeps events"`
-	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" desc:"how long a command may wait for an offline controller"`
-	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long SCP_RESULTS keeps command results"`
-	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once"`
-	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" desc:"commands that may wait for one controller"`
+	Replicas        int           `envconfig:"REPLICAS" default:"1" min:"1" max:"5" desc:"replicas of every stream and bucket (3 in a cluster)"`
+	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" min:"1m" desc:"how long SCP_EVENTS keeps events"`
+	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" min:"1m" desc:"how long a command may wait for an offline controller"`
+	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" min:"1m" desc:"how long SCP_RESULTS keeps command results"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" min:"1s" desc:"window in which a re-sent event or command is stored once"`
+	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" min:"1" desc:"commands that may wait for one controller"`
 	Memory          bool          `envconfig:"MEMORY_STORAGE" default:"false" desc:"keep streams in memory (tests and benchmarks only)"`
 }
 

@@ -22,16 +22,16 @@ type driverConfig struct {
 	ID                    string        `envconfig:"DRIVER_ID" desc:"driver id in events and presence (default: host name + random)"`
 	Listen                string        `envconfig:"LISTEN" default:":3001" desc:"controller (SCP/TCP) listen address"`
 	HTTPListen            string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of /healthz, /readyz and /stats"`
-	HandshakeTimeout      time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"10s" desc:"a controller must send hello within this"`
-	Heartbeat             time.Duration `envconfig:"HEARTBEAT" default:"5s" desc:"heartbeat interval sent in welcome"`
-	OfflineTime           time.Duration `envconfig:"OFFLINE_TIME" default:"15s" desc:"a controller silent this long is offline"`
-	MaxInflightPerSession int           `envconfig:"MAX_INFLIGHT_PER_SESSION" default:"256" desc:"unconfirmed transactions per controller before the driver stops reading it"`
-	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" desc:"unconfirmed transactions of the whole driver"`
-	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" desc:"commands outstanding per controller"`
-	CommandAnswerTimeout  time.Duration `envconfig:"COMMAND_ANSWER_TIMEOUT" default:"30s" desc:"a command sent to a connected controller without a status by then ends failed (unanswered)"`
-	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" desc:"controllers per second sent away when draining (SIGTERM)"`
-	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" desc:"a drain ends by then; remaining sessions are closed"`
-	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	HandshakeTimeout      time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"10s" min:"100ms" desc:"a controller must send hello within this"`
+	Heartbeat             time.Duration `envconfig:"HEARTBEAT" default:"5s" min:"100ms" desc:"heartbeat interval sent in welcome"`
+	OfflineTime           time.Duration `envconfig:"OFFLINE_TIME" default:"15s" min:"1s" desc:"a controller silent this long is offline"`
+	MaxInflightPerSession int           `envconfig:"MAX_INFLIGHT_PER_SESSION" default:"256" min:"1" desc:"unconfirmed transactions per controller before the driver stops reading it"`
+	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" min:"1" desc:"unconfirmed transactions of the whole driver"`
+	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" min:"1" desc:"commands outstanding per controller"`
+	CommandAnswerTimeout  time.Duration `envconfig:"COMMAND_ANSWER_TIMEOUT" default:"30s" min:"1s" desc:"a command sent to a connected controller without a status by then ends failed (unanswered)"`
+	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" min:"0.01" desc:"controllers per second sent away when draining (SIGTERM)"`
+	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" min:"1s" desc:"a drain ends by then; remaining sessions are closed"`
+	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
 	StreamsEnv
 	ControllerSecurityEnv
 }
@@ -101,6 +101,7 @@ func runDriver(ctx context.Context, args []string) error {
 		cfg.HTTPListen = *httpListen
 	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "driver").Logger()
+	warnUnknownEnv(log)
 	gogc, fromEnv := gctune.Apply(gctune.DriverPercent)
 
 	// A driver starts even while NATS is down: it ensures the streams as

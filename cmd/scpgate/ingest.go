@@ -7,14 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/envcheck"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
@@ -25,12 +26,12 @@ import (
 // ingestConfig is the environment of `scpgate ingest` (prefix SCPGATE_).
 type ingestConfig struct {
 	HTTPListen string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the query API, /healthz and /readyz"`
-	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH or a postgres:// URL"`
+	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH, a file path ending in .db, a postgres:// URL or a libpq keyword string"`
 	Durable    string        `envconfig:"INGEST_DURABLE" default:"scpgate-ingest" desc:"name of the consumer shared by all ingest instances"`
-	Batch      int           `envconfig:"INGEST_BATCH" default:"500" desc:"most events written in one transaction"`
-	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" desc:"/readyz fails when ingest is further behind than this"`
+	Batch      int           `envconfig:"INGEST_BATCH" default:"500" min:"1" max:"10000" desc:"most events written in one transaction"`
+	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" min:"1s" desc:"/readyz fails when ingest is further behind than this"`
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
-	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
 	StreamsEnv
 	APIAuthEnv
 }
@@ -80,9 +81,14 @@ func runIngest(ctx context.Context, args []string) error {
 	if *httpListen != "" {
 		cfg.HTTPListen = *httpListen
 	}
+	// A store scpgate cannot open is refused before anything connects.
+	if _, _, err := envcheck.ParseStore(cfg.DB); err != nil {
+		return err
+	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "ingest").Logger()
+	warnUnknownEnv(log)
 
-	store, err := openStore(ctx, cfg.DB)
+	store, err := openStore(ctx, cfg.DB, log)
 	if err != nil {
 		return err
 	}
@@ -138,22 +144,34 @@ func runIngest(ctx context.Context, args []string) error {
 	return runErr
 }
 
-// openStore opens the store named by dsn: "sqlite:PATH" (or a bare path)
-// or a postgres:// / postgresql:// URL.
-func openStore(ctx context.Context, dsn string) (scpgate.Store, error) {
-	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(ctx, dsn)
-	case dsn == "":
-		return nil, usageErrorf("no store: set SCPGATE_DB or --db")
+// openStore opens the store named by dsn (see envcheck.ParseStore:
+// "sqlite:PATH", a plain path ending in .db, a postgres:// URL or a libpq
+// keyword string) and logs which one it opened, without the password.
+func openStore(ctx context.Context, dsn string, log zerolog.Logger) (scpgate.Store, error) {
+	kind, target, err := envcheck.ParseStore(dsn)
+	if err != nil {
+		return nil, err
 	}
-	path := strings.TrimPrefix(dsn, "sqlite:")
-	if dir := filepath.Dir(path); dir != "." {
+	if kind == envcheck.StorePostgres {
+		st, err := postgres.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", envcheck.RedactDSN(target), err)
+		}
+		log.Info().Str("store", kind).Str("dsn", envcheck.RedactDSN(target)).Msg("store opened")
+		return st, nil
+	}
+	if dir := filepath.Dir(target); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create store directory: %w", err)
 		}
 	}
-	return sqlite.Open(path)
+	st, err := sqlite.Open(target)
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(target)
+	log.Info().Str("store", kind).Str("path", abs).Msg("store opened")
+	return st, nil
 }
 
 // ingestReady answers /readyz: 200 while NATS is connected and the consumer
