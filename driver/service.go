@@ -98,10 +98,10 @@ func (d *Driver) Ready() Readiness {
 	switch {
 	case r.Draining:
 		r.Reason = "draining"
-	case !r.StreamsEnsured:
-		r.Reason = "streams not ensured"
 	case !r.NATSConnected:
 		r.Reason = "NATS not connected"
+	case !r.StreamsEnsured:
+		r.Reason = "streams not ensured"
 	case d.ln == nil:
 		r.Reason = "not listening"
 	default:

@@ -12,7 +12,6 @@ import (
 	"github.com/scpgate/scpgate/internal/auth"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // commanderConfig is the environment of `scpgate commander` (prefix SCPGATE_).
@@ -61,17 +60,30 @@ func runCommander(ctx context.Context, args []string) error {
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "commander").Logger()
 	warnUnknownEnv(log)
 
-	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log)
+	// The HTTP address is opened first: a port in use fails at once, and
+	// /readyz says "NATS not connected" while NATS cannot be reached.
+	ln, err := listen("HTTP", cfg.HTTPListen)
+	if err != nil {
+		return err
+	}
+	var front startingHandler
+	done := serveOn(ctx, ln, &front, cfg.MaxWait+10*time.Second, log)
+	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	front.SetConn(nc)
 	js, err := jetstreamOf(nc)
 	if err != nil {
 		return err
 	}
-	if _, err := streams.Ensure(ctx, js, cfg.StreamsEnv.config()); err != nil {
-		return fmt.Errorf("ensure streams: %w", err)
+	if _, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log); err != nil {
+		if ctx.Err() != nil {
+			<-done
+			return nil
+		}
+		return err
 	}
 	svc, err := commander.New(commander.Options{JS: js, NC: nc, Log: log, DefaultTTL: cfg.DefaultTTL, MaxTTL: cfg.MaxTTL, MaxWait: cfg.MaxWait})
 	if err != nil {
@@ -89,10 +101,7 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, done, err := serveHTTP(ctx, cfg.HTTPListen, h, cfg.MaxWait+10*time.Second, log)
-	if err != nil {
-		return err
-	}
+	front.Set(h)
 	select {
 	case <-ctx.Done():
 		<-done
@@ -120,7 +129,7 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !nc.IsConnected() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "nats disconnected"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": natsNotConnected})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

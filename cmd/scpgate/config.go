@@ -64,10 +64,26 @@ func parseService(fs *flag.FlagSet, args []string, cfg any, natsCfg *natsconn.Co
 // writeTimeout must exceed the longest response a handler may hold (a
 // command submission that waits for its result).
 func serveHTTP(ctx context.Context, addr string, h http.Handler, writeTimeout time.Duration, log zerolog.Logger) (net.Addr, <-chan error, error) {
+	ln, err := listen("HTTP", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	done := serveOn(ctx, ln, h, writeTimeout, log)
+	return ln.Addr(), done, nil
+}
+
+// listen opens the TCP address addr for what (HTTP, controllers); the
+// error names the address and what uses it.
+func listen(what, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("http listen %s: %w", addr, err)
+		return nil, fmt.Errorf("%s listen on %s: %w", what, addr, err)
 	}
+	return ln, nil
+}
+
+// serveOn serves h on ln like serveHTTP.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler, writeTimeout time.Duration, log zerolog.Logger) <-chan error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -91,5 +107,5 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, writeTimeout ti
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
-	return ln.Addr(), done, nil
+	return done
 }

@@ -89,13 +89,13 @@ func runDriver(ctx context.Context, args []string) error {
 	var cfg driverConfig
 	var natsCfg natsconn.Config
 	fs := newFlagSet("driver", envSpec{"SCPGATE", &cfg}, envSpec{"", &natsCfg})
-	listen := fs.String("listen", "", "controller listen address (overrides SCPGATE_LISTEN)")
+	listenFlag := fs.String("listen", "", "controller listen address (overrides SCPGATE_LISTEN)")
 	httpListen := fs.String("http", "", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
 	if err := parseService(fs, args, &cfg, &natsCfg); err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	if *listenFlag != "" {
+		cfg.Listen = *listenFlag
 	}
 	if *httpListen != "" {
 		cfg.HTTPListen = *httpListen
@@ -104,8 +104,20 @@ func runDriver(ctx context.Context, args []string) error {
 	warnUnknownEnv(log)
 	gogc, fromEnv := gctune.Apply(gctune.DriverPercent)
 
-	// A driver starts even while NATS is down: it ensures the streams as
-	// soon as it can and, until then, is not ready.
+	// Both addresses are opened before NATS is reached: a port in use
+	// fails at once. A driver starts even while NATS is down: it ensures
+	// the streams as soon as it can and, until then, is not ready
+	// (/readyz: "NATS not connected").
+	ctrlLn, err := listen("controller", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer ctrlLn.Close()
+	httpLn, err := listen("HTTP", cfg.HTTPListen)
+	if err != nil {
+		return err
+	}
+	defer httpLn.Close()
 	nc, err := natsconn.Connect(natsCfg, "scpgate-driver", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
@@ -113,6 +125,7 @@ func runDriver(ctx context.Context, args []string) error {
 	defer nc.Close()
 	opts := cfg.options(nc)
 	opts.Log = log
+	opts.Listener = ctrlLn
 	srvTLS, requireSerial, err := cfg.serverTLS(log)
 	if err != nil {
 		return err
@@ -146,10 +159,7 @@ func runDriver(ctx context.Context, args []string) error {
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
-	_, httpDone, err := serveHTTP(httpCtx, cfg.HTTPListen, mux, 30*time.Second, log)
-	if err != nil {
-		return err
-	}
+	httpDone := serveOn(httpCtx, httpLn, mux, 30*time.Second, log)
 	if err := d.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -3,12 +3,17 @@ package main_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -118,5 +123,137 @@ func TestConfigRefusedBeforeNATS(t *testing.T) {
 				t.Errorf("got stderr\n%s\nwant the error before any NATS connection", stderr)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a process's output copier and
+// the test reading it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startEnv starts scpgate with args and env in the background; the process
+// is stopped with SIGTERM (then killed) at the end of the test.
+func startEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *lockedBuffer, *lockedBuffer) {
+	t.Helper()
+	var out, errb lockedBuffer
+	cmd := exec.Command(sharedBin(t), args...)
+	cmd.Dir = t.TempDir()
+	cmd.Env = append(cleanEnv(), env...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return cmd, &out, &errb
+}
+
+// readyz returns the status code and reason of GET http://addr/readyz.
+func readyz(addr string) (int, string, error) {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return resp.StatusCode, "", err
+	}
+	return resp.StatusCode, body.Reason, nil
+}
+
+// TestNATSUnreachable starts each role against a NATS URL where nothing
+// listens: the role says so at once (URL without the password, error),
+// serves /readyz with reason "NATS not connected", and repeats the warning.
+func TestNATSUnreachable(t *testing.T) {
+	for _, role := range []string{"driver", "ingest", "commander"} {
+		t.Run(role, func(t *testing.T) {
+			t.Parallel()
+			httpAddr := freeAddr(t)
+			env := []string{"NATS_URL=nats://scpgate:s3cret@" + freeAddr(t), "SCPGATE_HTTP_LISTEN=" + httpAddr,
+				"SCPGATE_LISTEN=" + freeAddr(t), "SCPGATE_DB=sqlite:store/x.db", "SCPGATE_LOG_LEVEL=info"}
+			_, _, stderr := startEnv(t, env, role)
+			eventually(t, "warning of an unreachable NATS", 15*time.Second, func() error {
+				if !strings.Contains(stderr.String(), "NATS not reachable; retrying") {
+					return fmt.Errorf("stderr so far:\n%s", stderr)
+				}
+				return nil
+			})
+			eventually(t, "/readyz reason", 15*time.Second, func() error {
+				code, reason, err := readyz(httpAddr)
+				if err != nil {
+					return err
+				}
+				if code != http.StatusServiceUnavailable || reason != "NATS not connected" {
+					return fmt.Errorf("got %d %q, want 503 %q", code, reason, "NATS not connected")
+				}
+				return nil
+			})
+			eventually(t, "repeated warning", 20*time.Second, func() error {
+				if !strings.Contains(stderr.String(), "NATS still not reachable") {
+					return fmt.Errorf("stderr so far:\n%s", stderr)
+				}
+				return nil
+			})
+			out := stderr.String()
+			if strings.Contains(out, "s3cret") {
+				t.Errorf("the NATS password is logged:\n%s", out)
+			}
+			if !strings.Contains(out, "connection refused") {
+				t.Errorf("got stderr\n%s\nwant the connect error", out)
+			}
+			if role == "ingest" && !strings.Contains(out, `"store":"sqlite"`) {
+				t.Errorf("got stderr\n%s\nwant the store that was opened", out)
+			}
+		})
+	}
+}
+
+// TestPortInUse checks that a role whose address is taken fails at once,
+// naming the address, without waiting for NATS.
+func TestPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	for _, tt := range []struct {
+		role, env string
+	}{
+		{"driver", "SCPGATE_LISTEN=" + addr},
+		{"driver", "SCPGATE_HTTP_LISTEN=" + addr},
+		{"commander", "SCPGATE_HTTP_LISTEN=" + addr},
+		{"ingest", "SCPGATE_HTTP_LISTEN=" + addr},
+	} {
+		_, stderr, code := runEnv(t, 20*time.Second, []string{tt.env, deadNATS(t), "SCPGATE_DB=x.db"}, tt.role)
+		if code != 1 || !strings.Contains(stderr, "listen on "+addr) || !strings.Contains(stderr, "address already in use") {
+			t.Errorf("%s with %s: got exit code %d, stderr\n%s\nwant 1 and the address in use", tt.role, tt.env, code, stderr)
+		}
 	}
 }

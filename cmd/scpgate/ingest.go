@@ -20,7 +20,6 @@ import (
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
 	"github.com/scpgate/scpgate/sqlite"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // ingestConfig is the environment of `scpgate ingest` (prefix SCPGATE_).
@@ -93,18 +92,35 @@ func runIngest(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	nc, err := natsconn.Connect(natsCfg, "scpgate-ingest", log)
+	var front startingHandler
+	done := make(<-chan error)
+	if !*rebuild {
+		// The HTTP address is opened before NATS is reached: a port in
+		// use fails at once, and /readyz says "NATS not connected"
+		// meanwhile.
+		ln, err := listen("HTTP", cfg.HTTPListen)
+		if err != nil {
+			return err
+		}
+		done = serveOn(ctx, ln, &front, 30*time.Second, log)
+	}
+	nc, err := natsconn.Connect(natsCfg, "scpgate-ingest", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	front.SetConn(nc)
 	js, err := jetstreamOf(nc)
 	if err != nil {
 		return err
 	}
-	h, err := streams.Ensure(ctx, js, cfg.StreamsEnv.config())
+	h, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log)
 	if err != nil {
-		return fmt.Errorf("ensure streams: %w", err)
+		if ctx.Err() != nil && !*rebuild {
+			<-done
+			return nil
+		}
+		return err
 	}
 	if *rebuild {
 		bar := newProgress("rebuild")
@@ -132,10 +148,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, done, err := serveHTTP(ctx, cfg.HTTPListen, api, 30*time.Second, log)
-	if err != nil {
-		return err
-	}
+	front.Set(api)
 	runErr := svc.Run(ctx)
 	<-done
 	if ctx.Err() != nil {
@@ -183,7 +196,7 @@ func ingestReady(nc *nats.Conn, svc *ingest.Service, maxLag time.Duration) http.
 		code := http.StatusOK
 		switch {
 		case !nc.IsConnected():
-			code, body["reason"] = http.StatusServiceUnavailable, "nats disconnected"
+			code, body["reason"] = http.StatusServiceUnavailable, natsNotConnected
 		case time.Duration(lag.SecondsBehind*float64(time.Second)) > maxLag:
 			code, body["reason"] = http.StatusServiceUnavailable, "lagging"
 		}

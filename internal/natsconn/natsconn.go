@@ -84,6 +84,30 @@ func (c Config) Validate() error {
 // to log. Connect uses them; they are exported for callers that build their
 // own connection.
 func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
+	return c.options(name, log, &health{})
+}
+
+// health is what the connection's handlers remember for the reports of
+// an unreachable NATS.
+type health struct {
+	lastErr atomic.Pointer[string] // last failed connect or reconnect attempt
+}
+
+func (h *health) failed(err error) {
+	if err != nil {
+		s := err.Error()
+		h.lastErr.Store(&s)
+	}
+}
+
+func (h *health) last() string {
+	if s := h.lastErr.Load(); s != nil {
+		return *s
+	}
+	return "no answer yet"
+}
+
+func (c Config) options(name string, log zerolog.Logger, h *health) []nats.Option {
 	// lastURL is the (redacted) server of the latest connection: the
 	// client no longer knows it once disconnected.
 	var lastURL atomic.Pointer[string]
@@ -122,6 +146,7 @@ func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
 				Uint64("reconnects", nc.Stats().Reconnects).Msg("reconnected to NATS")
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			h.failed(err)
 			log.Debug().Err(err).Msg("NATS reconnect attempt failed")
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
@@ -168,7 +193,8 @@ func Connect(cfg Config, name string, log zerolog.Logger, extra ...nats.Option) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := append(cfg.Options(name, log), extra...)
+	h := &health{}
+	opts := append(cfg.options(name, log, h), extra...)
 	nc, err := nats.Connect(cfg.URL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(cfg.URL), err)
@@ -176,8 +202,47 @@ func Connect(cfg Config, name string, log zerolog.Logger, extra ...nats.Option) 
 	if nc.IsConnected() {
 		log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("server", nc.ConnectedServerName()).
 			Str("version", nc.ConnectedServerVersion()).Msg("connected to NATS")
+	} else {
+		// nats.RetryOnFailedConnect: the first attempt failed and the
+		// client keeps trying. Say so now, and again every
+		// UnreachableReportEvery until it is connected.
+		if e := nc.LastError(); e != nil {
+			h.failed(e)
+		}
+		log.Warn().Str("url", redactURLs(cfg.URL)).Str("error", h.last()).Msg("NATS not reachable; retrying")
 	}
+	go reportUnreachable(nc, redactURLs(cfg.URL), h, log)
 	return nc, nil
+}
+
+// UnreachableReportEvery is how often a connection that is not connected
+// logs that it is still waiting for NATS.
+var UnreachableReportEvery = 5 * time.Second
+
+// reportUnreachable logs a warning every UnreachableReportEvery while nc is
+// not connected, until it is closed.
+func reportUnreachable(nc *nats.Conn, urls string, h *health, log zerolog.Logger) {
+	t := time.NewTicker(UnreachableReportEvery)
+	defer t.Stop()
+	var downSince time.Time
+	if !nc.IsConnected() {
+		downSince = time.Now()
+	}
+	for range t.C {
+		switch {
+		case nc.IsClosed():
+			return
+		case nc.IsConnected():
+			downSince = time.Time{}
+			continue
+		}
+		now := time.Now()
+		if downSince.IsZero() {
+			downSince = now
+		}
+		log.Warn().Str("url", urls).Str("error", h.last()).Str("status", nc.Status().String()).
+			Dur("down_for", now.Sub(downSince).Round(time.Second)).Msg("NATS still not reachable; retrying")
+	}
 }
 
 // redactURLs hides the user information of every URL in a comma-separated
