@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -117,6 +120,25 @@ func runDev(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(f.data, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	// Every address is opened (or, for NATS, tried) first, so that a
+	// port in use is reported with the flag that changes it.
+	ctrlLn, err := devListen(f.listen, "controller", "--listen or SCPGATE_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer ctrlLn.Close()
+	httpLn, err := devListen(f.http, "HTTP", "--http or SCPGATE_HTTP_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer httpLn.Close()
+	if f.natsPort > 0 {
+		ln, err := devListen(net.JoinHostPort("127.0.0.1", strconv.Itoa(f.natsPort)), "embedded NATS", "--nats-port (-1: any free port)")
+		if err != nil {
+			return err
+		}
+		ln.Close()
+	}
 	ns, err := embedded.Start(embedded.Options{DataDir: f.data, Port: f.natsPort})
 	if err != nil {
 		return err
@@ -143,7 +165,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	dopts := driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency}
+	dopts := driver.Options{ID: "dev", Listen: f.listen, Listener: ctrlLn, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency}
 	var devTLS *devCA
 	if f.tls {
 		if devTLS, err = newDevCA(filepath.Join(f.data, "tls")); err != nil {
@@ -197,10 +219,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, httpDone, err := serveHTTP(runCtx, f.http, handler, time.Minute+10*time.Second, log)
-	if err != nil {
-		return err
-	}
+	httpDone := serveOn(runCtx, httpLn, handler, time.Minute+10*time.Second, log)
 	if f.sim > 0 {
 		fc := sim.FleetConfig{
 			Count:      f.sim,
@@ -312,4 +331,18 @@ func sumCloses(st driver.Stats) uint64 {
 		n += c
 	}
 	return n
+}
+
+// devListen opens addr for what; when the port is taken, the error names
+// the port and the flag (or variable) that changes it.
+func devListen(addr, what, flagHint string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		_, port, _ := net.SplitHostPort(addr)
+		return nil, fmt.Errorf("%s port %s is already in use (%s): stop what holds it or choose another with %s", what, port, addr, flagHint)
+	}
+	return nil, fmt.Errorf("%s listen on %s: %w (change it with %s)", what, addr, err, flagHint)
 }
