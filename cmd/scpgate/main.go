@@ -100,7 +100,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		stop()
 	}()
 
-	usageOut = stderr
+	usageOut = stdout
 	err := c.run(ctx, args[1:])
 	return exitCode(ctx, c, err, stderr)
 }
@@ -113,7 +113,7 @@ func exitCode(ctx context.Context, c *command, err error, stderr io.Writer) int 
 		return exitOK
 	case errors.As(err, &uerr):
 		if !uerr.printed {
-			fmt.Fprintf(stderr, "scpgate %s: %v\nRun 'scpgate help %s' for usage.\n", c.name, uerr.err, c.name)
+			fmt.Fprintf(stderr, "scpgate %s: %v\nsee 'scpgate help %s'\n", c.name, uerr.err, c.name)
 		}
 		return exitUsage
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
