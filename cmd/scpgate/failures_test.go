@@ -257,3 +257,20 @@ func TestPortInUse(t *testing.T) {
 		}
 	}
 }
+
+// TestSimNoControllerConnected checks that a fleet none of whose
+// controllers ever connected fails, with the report still on stdout.
+func TestSimNoControllerConnected(t *testing.T) {
+	target := freeAddr(t) // nothing listens
+	stdout, stderr, code := runEnv(t, 30*time.Second, nil, "sim", "--target", target, "--controllers", "2", "--duration", "1s")
+	if code != 1 || !strings.Contains(stderr, "no controller ever connected to "+target) {
+		t.Fatalf("got exit code %d, stderr\n%s\nwant 1 and no controller connected", code, stderr)
+	}
+	var rep struct {
+		Controllers int    `json:"controllers"`
+		Sessions    uint64 `json:"sessions"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Controllers != 2 || rep.Sessions != 0 {
+		t.Fatalf("got report %s (%v), want 2 controllers and no session", stdout, err)
+	}
+}
