@@ -18,6 +18,40 @@ import (
 // ErrBadOptions means the replay options contradict each other.
 var ErrBadOptions = errors.New("replay: bad options")
 
+// ErrUnknownController means SCP_EVENTS holds no event at all of the
+// controller: a typo in the serial, or a controller that never connected
+// (or whose events have all aged out).
+var ErrUnknownController = errors.New("no event of this controller is stored in SCP_EVENTS")
+
+// Known reports whether SCP_EVENTS holds any event of serial.
+func Known(ctx context.Context, js jetstream.JetStream, serial string) (bool, error) {
+	subj, err := streams.EventsFor(serial)
+	if err != nil {
+		return false, err
+	}
+	st, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		return false, fmt.Errorf("replay: events stream: %w", err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return false, fmt.Errorf("replay: events stream info: %w", err)
+	}
+	return len(info.State.Subjects) > 0, nil
+}
+
+// deleteConsumer deletes the replay's ordered consumer at once instead of
+// leaving it to expire on the server.
+func deleteConsumer(js jetstream.JetStream, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || info.Name == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = js.DeleteConsumer(ctx, streams.EventsStream, info.Name)
+}
+
 // Options selects what to replay.
 type Options struct {
 	Serial  string        // controller serial (required)
@@ -77,6 +111,7 @@ func Count(ctx context.Context, js jetstream.JetStream, o Options) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("create replay consumer: %w", err)
 	}
+	defer deleteConsumer(js, cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("replay consumer info: %w", err)
@@ -97,6 +132,8 @@ func Run(ctx context.Context, js jetstream.JetStream, o Options, out func(Msg) e
 	if err != nil {
 		return fmt.Errorf("create replay consumer: %w", err)
 	}
+	// Deferred before iter.Stop below, so it runs after it.
+	defer deleteConsumer(js, cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("replay consumer info: %w", err)
