@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,13 +26,16 @@ func init() {
 		name:    "status",
 		summary: "show drivers, sessions, streams and ingest lag",
 		usage: `scpgate status [--json] [--controllers] [--wait D]
+scpgate status [--json] --controller SERIAL
 
 Asks NATS for every running driver (the "scpgate-driver" micro service:
 id, controller address, sessions, events), for the size of the streams
 SCP_EVENTS, SCP_COMMANDS and SCP_RESULTS, and for the lag of the shared
 ingest consumer, and prints them as tables (or one JSON document with
 --json). Drivers are gathered for --wait. With --controllers the serials
-each driver holds are listed too. Connects with NATS_URL and the other
+held are listed too, one line per serial with its driver. --controller
+SERIAL shows one controller instead: online or offline, which driver holds
+it, since when, from which remote address, and its last presence event. Connects with NATS_URL and the other
 NATS_ variables (an "ops" user is enough).`,
 		run: runStatus,
 	})
@@ -103,7 +105,8 @@ func runStatus(ctx context.Context, args []string) error {
 	var natsCfg natsconn.Config
 	fs := newFlagSet("status", envSpec{"", &natsCfg})
 	asJSON := fs.Bool("json", false, "print one JSON document")
-	ctrls := fs.Bool("controllers", false, "list the serials each driver holds")
+	ctrls := fs.Bool("controllers", false, "list the serials held, one line per serial with its driver")
+	one := fs.String("controller", "", "show one controller: which driver holds it, since when, from which address")
 	wait := fs.Duration("wait", 500*time.Millisecond, "how long to gather answers from drivers")
 	durable := fs.String("durable", ingest.DefaultDurable, "name of the ingest consumer")
 	if err := parseFlags(fs, args); err != nil {
@@ -115,6 +118,14 @@ func runStatus(ctx context.Context, args []string) error {
 	if *wait <= 0 {
 		return usageErrorf("--wait must be positive")
 	}
+	if *one != "" {
+		if err := streams.ValidSerial(*one); err != nil {
+			return usageErrorf("--controller: %v", err)
+		}
+		if *ctrls {
+			return usageErrorf("--controller and --controllers exclude each other")
+		}
+	}
 	if err := loadEnv("", &natsCfg); err != nil {
 		return err
 	}
@@ -124,6 +135,22 @@ func runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
+	if *one != "" {
+		js, err := jetstreamOf(nc)
+		if err != nil {
+			return err
+		}
+		cs, err := controllerStatus(ctx, js, *one)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(cs)
+		}
+		return printControllerStatus(os.Stdout, cs, time.Now())
+	}
 	st, err := collectStatus(ctx, nc, statusOptions{wait: *wait, controllers: *ctrls, durable: *durable})
 	if err != nil {
 		return err
@@ -336,11 +363,9 @@ func printStatus(w io.Writer, st Status, controllers bool) error {
 		return err
 	}
 	if controllers {
-		for _, d := range st.Drivers {
-			fmt.Fprintf(w, "\n%s (%d):\n", d.ID, len(d.Controllers))
-			for _, line := range wrapWords(d.Controllers, 76) {
-				fmt.Fprintf(w, "  %s\n", line)
-			}
+		fmt.Fprintln(w)
+		if err := printControllerLines(w, st.Drivers); err != nil {
+			return err
 		}
 	}
 	if len(st.Errors) > 0 {
@@ -365,24 +390,4 @@ func humanBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// wrapWords joins words with spaces into lines of at most width bytes.
-func wrapWords(words []string, width int) []string {
-	var lines []string
-	var b strings.Builder
-	for _, w := range words {
-		if b.Len() > 0 && b.Len()+1+len(w) > width {
-			lines = append(lines, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(w)
-	}
-	if b.Len() > 0 {
-		lines = append(lines, b.String())
-	}
-	return lines
 }
