@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/internal/auth"
@@ -90,14 +91,15 @@ func runCommander(ctx context.Context, args []string) error {
 		return err
 	}
 	defer svc.Close()
-	if _, err := svc.Register(nc); err != nil {
+	msvc, err := svc.Register(nc)
+	if err != nil {
 		return fmt.Errorf("register micro service: %w", err)
 	}
 	authn, err := cfg.authenticator(ctx, log)
 	if err != nil {
 		return err
 	}
-	h, err := commanderHTTP(svc, nc, authn)
+	h, err := commanderHandler(svc, msvc, nc, natsCfg, authn)
 	if err != nil {
 		return err
 	}
@@ -114,11 +116,24 @@ func runCommander(ctx context.Context, args []string) error {
 // commanderHTTP returns the HTTP handler of the commander: the command API
 // behind authn, /healthz, /readyz (NATS connected) and /metrics.
 func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator) (http.Handler, error) {
+	return commanderHandler(svc, nil, nc, natsconn.Config{}, authn)
+}
+
+// commanderHandler is commanderHTTP with the metrics of the micro service
+// msvc (nil: none) and of the NATS client certificate of natsCfg.
+func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn, natsCfg natsconn.Config, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	if err := registerCertMetrics(reg, nil, natsCfg); err != nil {
+		return nil, err
+	}
 	hm, err := metrics.NewHTTP(reg, "commander")
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	cm, err := metrics.NewCommander(reg, msvc)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -135,5 +150,5 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.Handle("GET /metrics", metrics.Handler(reg))
-	return hm.Wrap(authn.Protect(mux, auth.CommanderRules()...)), nil
+	return hm.Wrap(cm.Wrap(authn.Protect(mux, auth.CommanderRules()...))), nil
 }

@@ -269,9 +269,13 @@ func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, i
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	cm, err := metrics.NewCommander(reg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	mux := devMux(d, c, ing)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
-	return hm.Wrap(authn.Protect(mux, append(auth.CommanderRules(), auth.IngestRules()...)...)), nil
+	return hm.Wrap(cm.Wrap(authn.Protect(mux, append(auth.CommanderRules(), auth.IngestRules()...)...))), nil
 }
 
 // devMux routes one HTTP server to the driver (/healthz, /readyz, /stats),

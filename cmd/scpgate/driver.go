@@ -154,6 +154,9 @@ func runDriver(ctx context.Context, args []string) error {
 	if err := registerDriverMetrics(reg, d, nc, allow); err != nil {
 		return err
 	}
+	if err := registerCertMetrics(reg, srvTLS, natsCfg); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", d.Handler())
 	mux.Handle("GET /metrics", metrics.Handler(reg))

@@ -144,7 +144,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := ingestHTTP(svc, nc, cfg.MaxLag, authn)
+	api, err := ingestHandler(svc, nc, natsCfg, cfg.MaxLag, authn)
 	if err != nil {
 		return err
 	}
@@ -214,8 +214,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // ingestHTTP returns the HTTP handler of ingest: the query API behind
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
+	return ingestHandler(svc, nc, natsconn.Config{}, maxLag, authn)
+}
+
+// ingestHandler is ingestHTTP with the expiry of the NATS client
+// certificate of natsCfg among the metrics.
+func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc)} {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc), registerCertMetrics(reg, nil, natsCfg)} {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}

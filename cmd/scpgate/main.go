@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/scpgate/scpgate/internal/metrics"
 )
 
 // Exit codes.
@@ -66,6 +68,7 @@ func lookup(name string) *command {
 }
 
 func main() {
+	metrics.SetVersion(version)
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
