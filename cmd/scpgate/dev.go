@@ -273,6 +273,9 @@ func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, i
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	if err := metrics.RegisterStreamLeaders(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	mux := devMux(d, c, ing)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	return hm.Wrap(cm.Wrap(authn.Protect(mux, append(auth.CommanderRules(), auth.IngestRules()...)...))), nil

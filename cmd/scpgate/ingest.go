@@ -221,7 +221,8 @@ func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn 
 // certificate of natsCfg among the metrics.
 func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc), registerCertMetrics(reg, nil, natsCfg)} {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterNATS(reg, nc), registerCertMetrics(reg, nil, natsCfg),
+		metrics.RegisterStreamLeaders(reg, nc)} {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
