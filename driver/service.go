@@ -68,6 +68,10 @@ func (d *Driver) startService() error {
 		_ = svc.Stop()
 		return fmt.Errorf("driver: add sessions endpoint: %w", err)
 	}
+	if err := d.addShedEndpoint(svc); err != nil {
+		_ = svc.Stop()
+		return err
+	}
 	d.svc = svc
 	return nil
 }

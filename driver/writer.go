@@ -364,6 +364,6 @@ func (s *session) checkDrained() {
 	done := s.quiesce && !s.closing && (s.tracker == nil || s.tracker.Pending() == 0) && s.ackSent == s.ackSeq
 	s.mu.Unlock()
 	if done {
-		s.close(scpgate.ReasonDrained, s.d.byeDraining("driver draining"))
+		s.close(closeReasonOfQuiesced(s), s.d.byeDraining("driver draining"))
 	}
 }

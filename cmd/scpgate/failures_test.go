@@ -16,6 +16,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/sim"
 )
 
 var (
@@ -272,5 +279,62 @@ func TestSimNoControllerConnected(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || rep.Controllers != 2 || rep.Sessions != 0 {
 		t.Fatalf("got report %s (%v), want 2 controllers and no session", stdout, err)
+	}
+}
+
+// TestDrainCommand runs `scpgate drain` against a driver in this process:
+// the sessions asked for are shed and come back; an unknown driver and a
+// bad request are errors.
+func TestDrainCommand(t *testing.T) {
+	s := natstest.RunServer(t)
+	nc := natstest.Connect(t, s, nats.MaxReconnects(-1))
+	d, err := driver.New(driver.Options{ID: "cli-drain", Listen: "127.0.0.1:0", NATS: nc, DrainRate: 100, ReconnectAfterMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	fleet := sim.NewFleet(sim.FleetConfig{Count: 4, SerialPrefix: "DRN", Controller: sim.Config{Target: d.Addr().String(),
+		Backoff: sim.BackoffConfig{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}}})
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = fleet.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	eventually(t, "4 sessions", 15*time.Second, func() error {
+		if n := d.Stats().Sessions; n != 4 {
+			return fmt.Errorf("%d sessions", n)
+		}
+		return nil
+	})
+	env := []string{"NATS_URL=" + s.ClientURL()}
+
+	stdout, stderr, code := runEnv(t, 30*time.Second, env, "drain", "--driver", "cli-drain", "--fraction", "0.5", "--json")
+	var resp driver.ShedResponse
+	if code != 0 || json.Unmarshal([]byte(stdout), &resp) != nil || resp.Shed != 2 || resp.Sessions != 4 {
+		t.Fatalf("drain: exit code %d, stdout %q, stderr\n%s\nwant 2 of 4 shed", code, stdout, stderr)
+	}
+	eventually(t, "2 sessions shed and back", 15*time.Second, func() error {
+		st := d.Stats()
+		if st.Closed(scpgate.ReasonShed) != 2 || st.Sessions != 4 {
+			return fmt.Errorf("shed %d, sessions %d", st.Closed(scpgate.ReasonShed), st.Sessions)
+		}
+		return nil
+	})
+	stdout, _, code = runEnv(t, 30*time.Second, env, "drain", "--driver", "cli-drain", "--sessions", "1")
+	if code != 0 || !strings.Contains(stdout, "driver cli-drain: releasing 1 of 4 sessions") {
+		t.Errorf("drain --sessions 1: exit code %d, stdout %q", code, stdout)
+	}
+
+	_, stderr, code = runEnv(t, 30*time.Second, env, "drain", "--driver", "nope", "--sessions", "1", "--timeout", "1s")
+	if code != 1 || !strings.Contains(stderr, "ask driver nope") {
+		t.Errorf("drain of an unknown driver: exit code %d, stderr\n%s", code, stderr)
+	}
+	_, stderr, code = runEnv(t, 30*time.Second, env, "drain", "--driver", "cli-drain", "--sessions", "1", "--fraction", "0.5")
+	if code != 2 || !strings.Contains(stderr, "give one of --sessions") {
+		t.Errorf("drain with both: exit code %d, stderr\n%s", code, stderr)
 	}
 }
