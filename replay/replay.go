@@ -40,17 +40,9 @@ func Known(ctx context.Context, js jetstream.JetStream, serial string) (bool, er
 	return len(info.State.Subjects) > 0, nil
 }
 
-// deleteConsumer deletes the replay's ordered consumer at once instead of
-// leaving it to expire on the server.
-func deleteConsumer(js jetstream.JetStream, cons jetstream.Consumer) {
-	info := cons.CachedInfo()
-	if info == nil || info.Name == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = js.DeleteConsumer(ctx, streams.EventsStream, info.Name)
-}
+// DefaultLinger is how long the server keeps a replay's consumer once
+// the replay stopped reading (Options.Linger).
+const DefaultLinger = 5 * time.Second
 
 // Options selects what to replay.
 type Options struct {
@@ -59,6 +51,12 @@ type Options struct {
 	Since   time.Duration // events stored within this long ago; 0 = from the start
 	FromSeq uint64        // start at this stream sequence; exclusive with Since
 	Follow  bool          // keep going after catching up, until ctx ends
+	// Linger is how long the server keeps the replay's (ephemeral,
+	// ordered) consumer once the replay stops reading: it removes it
+	// then, so a replay leaves nothing behind even when killed, and the
+	// "ops" NATS user needs no right to delete consumers. 0 means
+	// DefaultLinger.
+	Linger time.Duration
 }
 
 // Msg is one replayed event: its stream sequence, subject and the stored
@@ -70,7 +68,10 @@ type Msg struct {
 }
 
 func (o Options) consumerConfig(now time.Time) (jetstream.OrderedConsumerConfig, error) {
-	var cfg jetstream.OrderedConsumerConfig
+	cfg := jetstream.OrderedConsumerConfig{InactiveThreshold: o.Linger}
+	if cfg.InactiveThreshold <= 0 {
+		cfg.InactiveThreshold = DefaultLinger
+	}
 	if o.Since > 0 && o.FromSeq > 0 {
 		return cfg, fmt.Errorf("%w: --since and --from-seq exclude each other", ErrBadOptions)
 	}
@@ -111,7 +112,6 @@ func Count(ctx context.Context, js jetstream.JetStream, o Options) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("create replay consumer: %w", err)
 	}
-	defer deleteConsumer(js, cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("replay consumer info: %w", err)
@@ -132,8 +132,6 @@ func Run(ctx context.Context, js jetstream.JetStream, o Options, out func(Msg) e
 	if err != nil {
 		return fmt.Errorf("create replay consumer: %w", err)
 	}
-	// Deferred before iter.Stop below, so it runs after it.
-	defer deleteConsumer(js, cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("replay consumer info: %w", err)

@@ -149,7 +149,8 @@ func TestReplayBadOptions(t *testing.T) {
 }
 
 // TestKnownAndConsumersDeleted checks that Known tells a stored serial
-// from an unknown one and that Run and Count leave no consumer behind.
+// from an unknown one and that Run and Count leave no consumer behind
+// once their Linger has passed.
 func TestKnownAndConsumersDeleted(t *testing.T) {
 	js := setup(t, 3)
 	ctx := context.Background()
@@ -159,10 +160,10 @@ func TestKnownAndConsumersDeleted(t *testing.T) {
 			t.Errorf("Known(%s): got %v, %v, want %v", serial, got, err, want)
 		}
 	}
-	if got := collect(t, js, replay.Options{Serial: "A"}); len(got) != 3 {
+	if got := collect(t, js, replay.Options{Serial: "A", Linger: time.Second}); len(got) != 3 {
 		t.Fatalf("replayed %d events, want 3", len(got))
 	}
-	if n, err := replay.Count(ctx, js, replay.Options{Serial: "B"}); err != nil || n != 3 {
+	if n, err := replay.Count(ctx, js, replay.Options{Serial: "B", Linger: time.Second}); err != nil || n != 3 {
 		t.Fatalf("Count: got %d, %v, want 3", n, err)
 	}
 	st, err := js.Stream(ctx, streams.EventsStream)

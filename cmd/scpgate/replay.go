@@ -23,7 +23,8 @@ one JSON document per line on stdout (the documents of docs/events.md, as
 stored). A progress bar is drawn on stderr when it is a terminal, never
 into stdout. --count prints only the number of matching events. A serial
 of which no event is stored is an error (with --follow, a warning). The
-replay's consumer is deleted when it ends.`,
+replay's consumer is ephemeral: the server removes it a few seconds
+after the replay ends (or is killed).`,
 		run: runReplay,
 	})
 }

@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -58,12 +59,16 @@ func TestReplayCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := st.ConsumerNames(ctx)
-	var left []string
-	for n := range names.Name() {
-		left = append(left, n)
-	}
-	if len(left) > 0 {
-		t.Errorf("consumers left after replay: %v", left)
-	}
+	// The server removes the replays' consumers once they stop reading
+	// (replay.DefaultLinger).
+	eventually(t, "replay consumers removed", 30*time.Second, func() error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Consumers != 0 {
+			return fmt.Errorf("%d consumers left after replay", info.State.Consumers)
+		}
+		return nil
+	})
 }
