@@ -25,8 +25,8 @@ import (
 )
 
 func envcheckStore(dsn string) (string, string, error) { return envcheck.ParseStore(dsn) }
-func redactedDSN(dsn string) string                     { return envcheck.RedactDSN(dsn) }
-func closestEnv(k string, known []string) string        { return envcheck.Closest(k, known) }
+func redactedDSN(dsn string) string                    { return envcheck.RedactDSN(dsn) }
+func closestEnv(k string, known []string) string       { return envcheck.Closest(k, known) }
 
 func unknownEnv(known []string) []string {
 	return envcheck.Unknown(os.Environ(), "SCPGATE", known, ignoredEnv...)
