@@ -6,6 +6,7 @@ package natsconn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -195,7 +196,7 @@ func Connect(cfg Config, name string, log zerolog.Logger, extra ...nats.Option) 
 	}
 	h := &health{}
 	opts := append(cfg.options(name, log, h), extra...)
-	nc, err := nats.Connect(cfg.URL, opts...)
+	nc, err := connect(cfg.URL, opts, h)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(cfg.URL), err)
 	}
@@ -213,6 +214,51 @@ func Connect(cfg Config, name string, log zerolog.Logger, extra ...nats.Option) 
 	}
 	go reportUnreachable(nc, redactURLs(cfg.URL), h, log)
 	return nc, nil
+}
+
+// connect connects with opts. With nats.RetryOnFailedConnect among them
+// it first tries once without, so that the error of a NATS that cannot be
+// reached is known (and logged by Connect) at once, then lets the client
+// keep trying in the background.
+func connect(urls string, opts []nats.Option, h *health) (*nats.Conn, error) {
+	o := nats.GetDefaultOptions()
+	for _, opt := range opts {
+		_ = opt(&o)
+	}
+	if !o.RetryOnFailedConnect {
+		return nats.Connect(urls, opts...)
+	}
+	nc, err := nats.Connect(urls, append(opts[:len(opts):len(opts)], nats.RetryOnFailedConnect(false))...)
+	if err == nil {
+		return nc, nil
+	}
+	if errors.Is(err, nats.ErrNoServers) {
+		if derr := dialFirst(urls, o.Timeout); derr != nil {
+			err = fmt.Errorf("%w: %v", err, derr)
+		}
+	}
+	h.failed(err)
+	return nats.Connect(urls, opts...)
+}
+
+// dialFirst dials the first server of a comma-separated URL list and
+// returns why it cannot be reached (nats.ErrNoServers hides it), or nil.
+func dialFirst(list string, timeout time.Duration) error {
+	first, _, _ := strings.Cut(list, ",")
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	c, err := net.DialTimeout("tcp", host, timeout)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	return nil
 }
 
 // UnreachableReportEvery is how often a connection that is not connected
