@@ -34,6 +34,8 @@ Checks, with the same environment as the role(s) would have:
                 (controller port, client CA, NATS_TLS_CERT) is valid for 14
                 more days
   allow list    SCPGATE_ALLOW_LIST loads and names at least one serial
+  api tokens    SCPGATE_API_TOKENS (or _FILE) load: at least 16 characters
+                each, known scopes (none set: the HTTP APIs are open)
 Prints one line per check and exits with status 1 when any found a problem.`,
 		run: runDoctor,
 	})
@@ -118,6 +120,7 @@ func diagnose(ctx context.Context, roles []string, timeout time.Duration) *docto
 	checkPorts(rep, cfgs)
 	checkCertificates(rep, cfgs, time.Now())
 	checkAllowList(rep, cfgs)
+	checkTokens(ctx, rep, cfgs)
 	checkNATS(ctx, rep, cfgs, timeout)
 	return rep
 }

@@ -293,3 +293,44 @@ func streamDiffs(have, want jetstream.StreamConfig) []string {
 	}
 	return d
 }
+
+// checkTokens checks the API tokens of the HTTP roles as they would load
+// them; an open API is said so.
+func checkTokens(ctx context.Context, rep *doctorReport, cfgs roleConfigs) {
+	seen := map[APIAuthEnv]bool{}
+	for _, e := range []struct {
+		role string
+		env  *APIAuthEnv
+	}{{"ingest", apiEnvOf(cfgs.ingest)}, {"commander", apiEnvOfCommander(cfgs.commander)}} {
+		if e.env == nil || seen[*e.env] {
+			continue
+		}
+		seen[*e.env] = true
+		if e.env.APITokens == "" && e.env.APITokensFile == "" {
+			rep.ok("api tokens", "%s: no SCPGATE_API_TOKENS or SCPGATE_API_TOKENS_FILE: the HTTP API is open to anyone who reaches it (fine in development only)", e.role)
+			continue
+		}
+		actx, cancel := context.WithCancel(ctx)
+		_, err := e.env.authenticator(actx, zerolog.Nop())
+		cancel()
+		if err != nil {
+			rep.problem("api tokens", "%s: %v", e.role, err)
+			continue
+		}
+		rep.ok("api tokens", "%s: tokens load", e.role)
+	}
+}
+
+func apiEnvOf(c *ingestConfig) *APIAuthEnv {
+	if c == nil {
+		return nil
+	}
+	return &c.APIAuthEnv
+}
+
+func apiEnvOfCommander(c *commanderConfig) *APIAuthEnv {
+	if c == nil {
+		return nil
+	}
+	return &c.APIAuthEnv
+}

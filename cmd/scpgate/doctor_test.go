@@ -66,7 +66,8 @@ func TestDoctor(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := []string{"NATS_URL=" + s.ClientURL(), "SCPGATE_LISTEN=" + freeAddr(t), "SCPGATE_HTTP_LISTEN=" + freeAddr(t),
-		"SCPGATE_TLS_CERT=" + crt, "SCPGATE_TLS_KEY=" + key, "SCPGATE_ALLOW_LIST=" + allow, "SCPGATE_DB=sqlite:x.db"}
+		"SCPGATE_TLS_CERT=" + crt, "SCPGATE_TLS_KEY=" + key, "SCPGATE_ALLOW_LIST=" + allow, "SCPGATE_DB=sqlite:x.db",
+		"SCPGATE_API_TOKENS=0123456789abcdef0123:admin"}
 
 	stdout, stderr, code := runEnv(t, 60*time.Second, good, "doctor")
 	if code != 0 || strings.Contains(stdout, "PROBLEM") || !strings.Contains(stdout, "No problem found") {
@@ -74,7 +75,7 @@ func TestDoctor(t *testing.T) {
 	}
 	for _, want := range []string{"config", "driver: settings valid", "ports", "is free", "connected to nats://", "JetStream enabled",
 		"stream info SCP_EVENTS", "SCP_EVENTS matches the settings", "SCPGATE_TLS_CERT (\"good\") valid until",
-		"admits 2 serial(s)", "bucket scp_sessions", "store sqlite"} {
+		"admits 2 serial(s)", "bucket scp_sessions", "store sqlite", "api tokens    ingest: tokens load"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("good setup: output lacks %q:\n%s", want, stdout)
 		}
@@ -95,7 +96,8 @@ func TestDoctor(t *testing.T) {
 	}
 	bad := []string{"NATS_URL=" + s.ClientURL(), "SCPGATE_LISTEN=" + busy.Addr().String(), "SCPGATE_HTTP_LISTEN=" + freeAddr(t),
 		"SCPGATE_TLS_CERT=" + oldCrt, "SCPGATE_TLS_KEY=" + oldKey, "SCPGATE_ALLOW_LIST=" + empty,
-		"SCPGATE_DUPLICATE_WINDOW=1h", "SCPGATE_HEARTBEET=5s", "SCPGATE_COMMAND_MAX_WAIT=-1s", "SCPGATE_DB=mysql://x"}
+		"SCPGATE_DUPLICATE_WINDOW=1h", "SCPGATE_HEARTBEET=5s", "SCPGATE_COMMAND_MAX_WAIT=-1s", "SCPGATE_DB=mysql://x",
+		"SCPGATE_API_TOKENS=short:admin"}
 	stdout, stderr, code = runEnv(t, 60*time.Second, bad, "doctor")
 	if code != 1 || !strings.Contains(stderr, "problem(s) found") {
 		t.Fatalf("bad setup: exit code %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
@@ -108,6 +110,7 @@ func TestDoctor(t *testing.T) {
 		"old.crt, \"old\") expired on",
 		"names no serial",
 		"SCP_EVENTS differs from the settings: duplicate window 2h0m0s, SCPGATE_DUPLICATE_WINDOW gives 1h0m0s",
+		"PROBLEM  api tokens    ingest: SCPGATE_API_TOKENS:",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("bad setup: output lacks %q:\n%s", want, stdout)
