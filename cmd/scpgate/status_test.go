@@ -159,3 +159,52 @@ func TestStatus(t *testing.T) {
 		t.Error("printStatus with errors returned nil")
 	}
 }
+
+// TestControllerStatusOffline checks `status --controller` of a
+// controller that was online and hung up: offline, with its last presence
+// event and why its session ended.
+func TestControllerStatusOffline(t *testing.T) {
+	log := quietLog(t)
+	s := natstest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := driver.New(driver.Options{ID: "st-off", Listen: "127.0.0.1:0", NATS: natstest.Connect(t, s, nats.MaxReconnects(-1)), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	js := natstest.JetStream(t, natstest.Connect(t, s))
+	c := sim.NewController(sim.Config{Target: d.Addr().String(), Serial: "OFF1"})
+	cctx, stopC := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(cctx) }()
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		cs, err := controllerStatus(ctx, js, "OFF1")
+		if err != nil || !cs.Online || cs.Driver != "st-off" {
+			return fmt.Errorf("status %+v, %v", cs, err)
+		}
+		return nil
+	})
+	stopC()
+	<-done
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		cs, err := controllerStatus(ctx, js, "OFF1")
+		if err != nil || cs.Online || cs.LastPresence == nil || cs.LastPresence.Code != "offline" || cs.LastPresence.Reason == "" {
+			return fmt.Errorf("status %+v (last %+v), %v", cs, cs.LastPresence, err)
+		}
+		return nil
+	})
+	cs, _ := controllerStatus(ctx, js, "OFF1")
+	var out bytes.Buffer
+	if err := printControllerStatus(&out, cs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"state          offline", "last presence  offline at ", "on st-off (" + cs.LastPresence.Reason + ")"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("controller status lacks %q:\n%s", want, out.String())
+		}
+	}
+}
