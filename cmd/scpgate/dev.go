@@ -195,6 +195,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
+	log.Info().Str("store", "sqlite").Str("path", filepath.Join(f.data, "scpgate.db")).Msg("store opened")
 	ing, err := ingest.New(ingest.Options{JS: js, Store: store, StateKV: h.State, Log: log.With().Str("role", "ingest").Logger()})
 	if err != nil {
 		return err
