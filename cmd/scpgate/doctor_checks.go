@@ -170,7 +170,14 @@ func checkNATS(ctx context.Context, rep *doctorReport, cfgs roleConfigs, timeout
 		return
 	}
 	perms := &permErrors{}
-	nc, err := natsconn.Connect(*cfgs.nats, "scpgate-doctor", zerolog.Nop(), nats.Timeout(timeout), nats.ErrorHandler(perms.handler))
+	// The client is named after the role checked, as its connection is
+	// (one role: "scpgate-driver-doctor"), so that the connection gets the
+	// inbox prefix that role's NATS user may subscribe to.
+	name := "scpgate-doctor"
+	if len(cfgs.roles) == 1 {
+		name = "scpgate-" + cfgs.roles[0] + "-doctor"
+	}
+	nc, err := natsconn.Connect(*cfgs.nats, name, zerolog.Nop(), nats.Timeout(timeout), nats.ErrorHandler(perms.handler))
 	if err != nil {
 		rep.problem("nats", "%v", err)
 		return
