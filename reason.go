@@ -16,4 +16,5 @@ const (
 	ReasonSlowConsumer     CloseReason = "slow_consumer"     // controller stopped reading; its send queue filled
 	ReasonWriteError       CloseReason = "write_error"       // socket write failed or timed out
 	ReasonShutdown         CloseReason = "shutdown"          // driver stopped before draining finished
+	ReasonShed             CloseReason = "shed"              // released by a remote drain (scpgate drain) to rebalance drivers
 )

@@ -68,6 +68,10 @@ func (d *Driver) startService() error {
 		_ = svc.Stop()
 		return fmt.Errorf("driver: add sessions endpoint: %w", err)
 	}
+	if err := d.addShedEndpoint(svc); err != nil {
+		_ = svc.Stop()
+		return err
+	}
 	d.svc = svc
 	return nil
 }
@@ -98,10 +102,10 @@ func (d *Driver) Ready() Readiness {
 	switch {
 	case r.Draining:
 		r.Reason = "draining"
-	case !r.StreamsEnsured:
-		r.Reason = "streams not ensured"
 	case !r.NATSConnected:
 		r.Reason = "NATS not connected"
+	case !r.StreamsEnsured:
+		r.Reason = "streams not ensured"
 	case d.ln == nil:
 		r.Reason = "not listening"
 	default:

@@ -15,7 +15,7 @@ var closeReasons = []scpgate.CloseReason{
 	scpgate.ReasonControllerClosed, scpgate.ReasonHeartbeatTimeout, scpgate.ReasonTakenOver,
 	scpgate.ReasonDrained, scpgate.ReasonProtocolError, scpgate.ReasonRejected,
 	scpgate.ReasonHandshakeTimeout, scpgate.ReasonSlowConsumer, scpgate.ReasonWriteError,
-	scpgate.ReasonShutdown,
+	scpgate.ReasonShutdown, scpgate.ReasonShed,
 }
 
 // maxReject is the largest RejectReason value counted separately.

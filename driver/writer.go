@@ -385,5 +385,5 @@ func (s *session) checkDrained() {
 		}
 		s.log.Warn().Dur("waited", since).Msg("draining: commands sent still unanswered; releasing the session")
 	}
-	s.close(scpgate.ReasonDrained, s.d.byeDraining("driver draining"))
+	s.close(closeReasonOfQuiesced(s), s.d.byeDraining("driver draining"))
 }

@@ -18,6 +18,32 @@ import (
 // ErrBadOptions means the replay options contradict each other.
 var ErrBadOptions = errors.New("replay: bad options")
 
+// ErrUnknownController means SCP_EVENTS holds no event at all of the
+// controller: a typo in the serial, or a controller that never connected
+// (or whose events have all aged out).
+var ErrUnknownController = errors.New("no event of this controller is stored in SCP_EVENTS")
+
+// Known reports whether SCP_EVENTS holds any event of serial.
+func Known(ctx context.Context, js jetstream.JetStream, serial string) (bool, error) {
+	subj, err := streams.EventsFor(serial)
+	if err != nil {
+		return false, err
+	}
+	st, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		return false, fmt.Errorf("replay: events stream: %w", err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return false, fmt.Errorf("replay: events stream info: %w", err)
+	}
+	return len(info.State.Subjects) > 0, nil
+}
+
+// DefaultLinger is how long the server keeps a replay's consumer once
+// the replay stopped reading (Options.Linger).
+const DefaultLinger = 5 * time.Second
+
 // Options selects what to replay.
 type Options struct {
 	Serial  string        // controller serial (required)
@@ -25,6 +51,12 @@ type Options struct {
 	Since   time.Duration // events stored within this long ago; 0 = from the start
 	FromSeq uint64        // start at this stream sequence; exclusive with Since
 	Follow  bool          // keep going after catching up, until ctx ends
+	// Linger is how long the server keeps the replay's (ephemeral,
+	// ordered) consumer once the replay stops reading: it removes it
+	// then, so a replay leaves nothing behind even when killed, and the
+	// "ops" NATS user needs no right to delete consumers. 0 means
+	// DefaultLinger.
+	Linger time.Duration
 }
 
 // Msg is one replayed event: its stream sequence, subject and the stored
@@ -36,7 +68,10 @@ type Msg struct {
 }
 
 func (o Options) consumerConfig(now time.Time) (jetstream.OrderedConsumerConfig, error) {
-	var cfg jetstream.OrderedConsumerConfig
+	cfg := jetstream.OrderedConsumerConfig{InactiveThreshold: o.Linger}
+	if cfg.InactiveThreshold <= 0 {
+		cfg.InactiveThreshold = DefaultLinger
+	}
 	if o.Since > 0 && o.FromSeq > 0 {
 		return cfg, fmt.Errorf("%w: --since and --from-seq exclude each other", ErrBadOptions)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -145,4 +146,38 @@ func TestReplayBadOptions(t *testing.T) {
 			t.Errorf("Count(%+v) = %v, want ErrBadOptions", o, err)
 		}
 	}
+}
+
+// TestKnownAndConsumersDeleted checks that Known tells a stored serial
+// from an unknown one and that Run and Count leave no consumer behind
+// once their Linger has passed.
+func TestKnownAndConsumersDeleted(t *testing.T) {
+	js := setup(t, 3)
+	ctx := context.Background()
+	for serial, want := range map[string]bool{"A": true, "B": true, "NOPE": false} {
+		got, err := replay.Known(ctx, js, serial)
+		if err != nil || got != want {
+			t.Errorf("Known(%s): got %v, %v, want %v", serial, got, err, want)
+		}
+	}
+	if got := collect(t, js, replay.Options{Serial: "A", Linger: time.Second}); len(got) != 3 {
+		t.Fatalf("replayed %d events, want 3", len(got))
+	}
+	if n, err := replay.Count(ctx, js, replay.Options{Serial: "B", Linger: time.Second}); err != nil || n != 3 {
+		t.Fatalf("Count: got %d, %v, want 3", n, err)
+	}
+	st, err := js.Stream(ctx, streams.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Consumers != 0 {
+			return fmt.Errorf("%d consumers left on %s, want 0", info.State.Consumers, streams.EventsStream)
+		}
+		return nil
+	})
 }

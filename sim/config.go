@@ -210,6 +210,7 @@ type ReceivedCommand struct {
 type Report struct {
 	Controllers       int    `json:"controllers"`
 	Connected         int    `json:"connected"`
+	Sessions          uint64 `json:"sessions"` // sessions established over the run, all controllers
 	Generated         uint64 `json:"generated"`
 	Acked             uint64 `json:"acked"`
 	Unacked           uint64 `json:"unacked"`
@@ -225,6 +226,7 @@ type Report struct {
 func (r *Report) Add(o Report) {
 	r.Controllers += o.Controllers
 	r.Connected += o.Connected
+	r.Sessions += o.Sessions
 	r.Generated += o.Generated
 	r.Acked += o.Acked
 	r.Unacked += o.Unacked
@@ -242,6 +244,7 @@ func (r *Report) AddStats(s Stats) {
 	if s.Connected {
 		r.Connected++
 	}
+	r.Sessions += s.Sessions
 	r.Generated += s.Generated
 	r.Acked += s.Acked
 	r.Unacked += s.Unacked

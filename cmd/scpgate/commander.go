@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"github.com/nats-io/nats.go/micro"
 
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/console"
@@ -19,12 +20,12 @@ import (
 // commanderConfig is the environment of `scpgate commander` (prefix SCPGATE_).
 type commanderConfig struct {
 	HTTPListen       string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the command HTTP API"`
-	DefaultTTL       time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" desc:"TTL of a command that names none"`
-	MaxTTL           time.Duration `envconfig:"COMMAND_MAX_TTL" default:"144h" desc:"longest TTL accepted; plus 24h it must fit in COMMANDS_MAX_AGE (checked at start)"`
-	SweepEvery       time.Duration `envconfig:"COMMAND_SWEEP_INTERVAL" default:"30s" desc:"how often expired commands of controllers that do not come back are ended (expired result)"`
-	SweepGrace       time.Duration `envconfig:"COMMAND_SWEEP_GRACE" default:"2m" desc:"how long past its expiry a command is left to its driver before the sweeper ends it"`
-	MaxWait          time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" desc:"longest ?wait= a submission may ask for"`
-	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	DefaultTTL       time.Duration `envconfig:"COMMAND_DEFAULT_TTL" default:"1h" min:"1s" desc:"TTL of a command that names none"`
+	MaxTTL           time.Duration `envconfig:"COMMAND_MAX_TTL" default:"144h" min:"1s" desc:"longest TTL accepted; plus 24h it must fit in COMMANDS_MAX_AGE (checked at start)"`
+	SweepEvery       time.Duration `envconfig:"COMMAND_SWEEP_INTERVAL" default:"30s" min:"100ms" desc:"how often expired commands of controllers that do not come back are ended (expired result)"`
+	SweepGrace       time.Duration `envconfig:"COMMAND_SWEEP_GRACE" default:"2m" min:"0s" desc:"how long past its expiry a command is left to its driver before the sweeper ends it"`
+	MaxWait          time.Duration `envconfig:"COMMAND_MAX_WAIT" default:"60s" min:"0s" max:"10m" desc:"longest ?wait= a submission may ask for"`
+	LogLevel         string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
 	Console          bool          `envconfig:"CONSOLE" default:"true" desc:"serve the web console at /console/"`
 	ConsoleIngestURL string        `envconfig:"CONSOLE_INGEST_URL" desc:"ingest HTTP API (http://ingest:8081) the console's controller page reads state and events from, through the commander"`
 	StreamsEnv
@@ -71,17 +72,31 @@ func runCommander(ctx context.Context, args []string) error {
 		cfg.HTTPListen = *httpListen
 	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "commander").Logger()
+	warnUnknownEnv(log)
 
-	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log)
+	// The HTTP address is opened first: a port in use fails at once, and
+	// /readyz says "NATS not connected" while NATS cannot be reached.
+	ln, err := listen("HTTP", cfg.HTTPListen)
+	if err != nil {
+		return err
+	}
+	var front startingHandler
+	done := serveOn(ctx, ln, &front, cfg.MaxWait+10*time.Second, log)
+	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	front.SetConn(nc)
 	js, err := jetstreamOf(nc)
 	if err != nil {
 		return err
 	}
 	if _, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log); err != nil {
+		if ctx.Err() != nil {
+			<-done
+			return nil
+		}
 		return err
 	}
 	svc, err := commander.New(commander.Options{JS: js, NC: nc, Log: log, DefaultTTL: cfg.DefaultTTL, MaxTTL: cfg.MaxTTL, MaxWait: cfg.MaxWait})
@@ -103,21 +118,19 @@ func runCommander(ctx context.Context, args []string) error {
 		_ = sweeper.Run(sweepCtx) // checked above; sweep errors are logged
 	}()
 	defer func() { stopSweep(); <-sweepDone }()
-	if _, err := svc.Register(nc); err != nil {
+	msvc, err := svc.Register(nc)
+	if err != nil {
 		return fmt.Errorf("register micro service: %w", err)
 	}
 	authn, err := cfg.authenticator(ctx, log)
 	if err != nil {
 		return err
 	}
-	h, err := commanderHTTP(svc, nc, authn, cfg, log, sweeper)
+	h, err := commanderHandler(svc, msvc, nc, natsCfg, authn, cfg, log, sweeper)
 	if err != nil {
 		return err
 	}
-	_, done, err := serveHTTP(ctx, cfg.HTTPListen, h, cfg.MaxWait+10*time.Second, log)
-	if err != nil {
-		return err
-	}
+	front.Set(h)
 	select {
 	case <-ctx.Done():
 		<-done
@@ -132,6 +145,13 @@ func runCommander(ctx context.Context, args []string) error {
 // sweeper's, when given) and, unless cfg.Console is off, the web console
 // (with the ingest API passed on to cfg.ConsoleIngestURL when set).
 func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authenticator, cfg commanderConfig, log zerolog.Logger, sweepers ...*commander.Sweeper) (http.Handler, error) {
+	return commanderHandler(svc, nil, nc, natsconn.Config{}, authn, cfg, log, sweepers...)
+}
+
+// commanderHandler is commanderHTTP with the metrics of the micro service
+// msvc (nil: none) and of the NATS client certificate of natsCfg.
+func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn, natsCfg natsconn.Config, authn *auth.Authenticator,
+	cfg commanderConfig, log zerolog.Logger, sweepers ...*commander.Sweeper) (http.Handler, error) {
 	reg := metrics.NewRegistry()
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -141,7 +161,14 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
 	}
+	if err := registerCertMetrics(reg, nil, natsCfg); err != nil {
+		return nil, err
+	}
 	hm, err := metrics.NewHTTP(reg, "commander")
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	cm, err := metrics.NewCommander(reg, msvc)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -153,7 +180,7 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !nc.IsConnected() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": "nats disconnected"})
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": natsNotConnected})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -171,5 +198,5 @@ func commanderHTTP(svc *commander.Service, nc *nats.Conn, authn *auth.Authentica
 			rules = append(rules, auth.IngestRules()...)
 		}
 	}
-	return hm.Wrap(authn.Protect(mux, rules...)), nil
+	return hm.Wrap(cm.Wrap(authn.Protect(mux, rules...))), nil
 }

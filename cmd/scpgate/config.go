@@ -22,13 +22,13 @@ import (
 // differs; only `scpgate streams apply` changes them. docker-compose sets
 // them once for all.
 type StreamsEnv struct {
-	Replicas        int           `envconfig:"REPLICAS" default:"1" desc:"replicas of every stream and bucket (3 in a cluster)"`
-	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" desc:"how long SCP_EVENTS keeps events"`
-	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" desc:"how long a command may wait for an offline controller"`
-	EventsMaxBytes  int64         `envconfig:"EVENTS_MAX_BYTES" default:"12884901888" desc:"size cap of SCP_EVENTS in bytes (12 GiB): past it the oldest events are discarded; keep it well below the servers' max_file_store"`
-	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" desc:"how long SCP_RESULTS keeps command results"`
-	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" desc:"window in which a re-sent event or command is stored once (later re-sends are stored again: dedupe on id)"`
-	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" desc:"commands that may wait for one controller"`
+	Replicas        int           `envconfig:"REPLICAS" default:"1" min:"1" max:"5" desc:"replicas of every stream and bucket (3 in a cluster)"`
+	EventsMaxAge    time.Duration `envconfig:"EVENTS_MAX_AGE" default:"720h" min:"1m" desc:"how long SCP_EVENTS keeps events"`
+	CommandsMaxAge  time.Duration `envconfig:"COMMANDS_MAX_AGE" default:"168h" min:"1m" desc:"how long a command may wait for an offline controller"`
+	EventsMaxBytes  int64         `envconfig:"EVENTS_MAX_BYTES" default:"12884901888" min:"1048576" desc:"size cap of SCP_EVENTS in bytes (12 GiB): past it the oldest events are discarded; keep it well below the servers' max_file_store"`
+	ResultsMaxAge   time.Duration `envconfig:"RESULTS_MAX_AGE" default:"720h" min:"1m" desc:"how long SCP_RESULTS keeps command results"`
+	DuplicateWindow time.Duration `envconfig:"DUPLICATE_WINDOW" default:"2h" min:"1s" desc:"window in which a re-sent event or command is stored once (later re-sends are stored again: dedupe on id)"`
+	CommandQueueCap int64         `envconfig:"COMMAND_QUEUE_CAP" default:"1000" min:"1" desc:"commands that may wait for one controller"`
 	Memory          bool          `envconfig:"MEMORY_STORAGE" default:"false" desc:"keep streams in memory (tests and benchmarks only)"`
 }
 
@@ -80,10 +80,26 @@ func parseService(fs *flag.FlagSet, args []string, cfg any, natsCfg *natsconn.Co
 // writeTimeout must exceed the longest response a handler may hold (a
 // command submission that waits for its result).
 func serveHTTP(ctx context.Context, addr string, h http.Handler, writeTimeout time.Duration, log zerolog.Logger) (net.Addr, <-chan error, error) {
+	ln, err := listen("HTTP", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	done := serveOn(ctx, ln, h, writeTimeout, log)
+	return ln.Addr(), done, nil
+}
+
+// listen opens the TCP address addr for what (HTTP, controllers); the
+// error names the address and what uses it.
+func listen(what, addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("http listen %s: %w", addr, err)
+		return nil, fmt.Errorf("%s listen on %s: %w", what, addr, err)
 	}
+	return ln, nil
+}
+
+// serveOn serves h on ln like serveHTTP.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler, writeTimeout time.Duration, log zerolog.Logger) <-chan error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -107,5 +123,5 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, writeTimeout ti
 		_ = srv.Shutdown(sctx)
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("http listening")
-	return ln.Addr(), done, nil
+	return done
 }

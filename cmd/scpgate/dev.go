@@ -3,11 +3,16 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -52,6 +57,15 @@ Another fleet can join with 'scpgate sim --tls-ca DATA/tls/ca.crt'.`,
 	})
 }
 
+// devEnv is the environment of `scpgate dev` (prefix SCPGATE_): the
+// variables it shares with the roles. Flags override it.
+type devEnv struct {
+	Listen     string `envconfig:"LISTEN" default:":3001" desc:"controller (SCP/TCP) listen address"`
+	HTTPListen string `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the HTTP server"`
+	LogLevel   string `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
+	APIAuthEnv
+}
+
 type devFlags struct {
 	data, listen, http, logLevel string
 	natsPort, sim                int
@@ -62,15 +76,16 @@ type devFlags struct {
 
 func runDev(ctx context.Context, args []string) error {
 	var f devFlags
-	fs := newFlagSet("dev")
+	var env devEnv
+	fs := newFlagSet("dev", envSpec{"SCPGATE", &env})
 	fs.StringVar(&f.data, "data", "./scpgate-data", "data directory (JetStream store and SQLite database)")
 	fs.IntVar(&f.sim, "sim", 0, "number of simulated controllers to connect (0: none)")
 	fs.Float64Var(&f.simRate, "sim-rate", 0.2, "events per second per simulated controller")
-	fs.StringVar(&f.listen, "listen", ":3001", "controller listen address")
-	fs.StringVar(&f.http, "http", ":8080", "HTTP listen address")
+	fs.StringVar(&f.listen, "listen", ":3001", "controller listen address (overrides SCPGATE_LISTEN)")
+	fs.StringVar(&f.http, "http", ":8080", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
 	fs.IntVar(&f.natsPort, "nats-port", 4222, "embedded NATS port on 127.0.0.1 (-1: any free port)")
 	fs.DurationVar(&f.every, "status-every", 5*time.Second, "interval of the status line (0: none)")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error (overrides SCPGATE_LOG_LEVEL)")
 	fs.BoolVar(&f.tls, "tls", false, "controller port over TLS with a throw-away CA (written to --data/tls)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,13 +99,47 @@ func runDev(ctx context.Context, args []string) error {
 	if f.simRate < 0 {
 		return usageErrorf("--sim-rate must not be negative")
 	}
-	var apiEnv APIAuthEnv
-	if err := loadEnv("SCPGATE", &apiEnv); err != nil {
+	if err := loadEnv("SCPGATE", &env); err != nil {
 		return err
 	}
-	log := newLogger(f.logLevel, false)
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if !set["listen"] {
+		f.listen = env.Listen
+	}
+	if !set["http"] {
+		f.http = env.HTTPListen
+	}
+	if !set["log-level"] {
+		f.logLevel = env.LogLevel
+	}
+	if err := validLevel(f.logLevel); err != nil {
+		return usageErrorf("--log-level: %v", err)
+	}
+	apiEnv := env.APIAuthEnv
+	log := buildLogger(os.Stderr, f.logLevel, isTerminal(os.Stderr), true)
+	warnUnknownEnv(log)
 	if err := os.MkdirAll(f.data, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
+	}
+	// Every address is opened (or, for NATS, tried) first, so that a
+	// port in use is reported with the flag that changes it.
+	ctrlLn, err := devListen(f.listen, "controller", "--listen or SCPGATE_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer ctrlLn.Close()
+	httpLn, err := devListen(f.http, "HTTP", "--http or SCPGATE_HTTP_LISTEN")
+	if err != nil {
+		return err
+	}
+	defer httpLn.Close()
+	if f.natsPort > 0 {
+		ln, err := devListen(net.JoinHostPort("127.0.0.1", strconv.Itoa(f.natsPort)), "embedded NATS", "--nats-port (-1: any free port)")
+		if err != nil {
+			return err
+		}
+		ln.Close()
 	}
 	ns, err := embedded.Start(embedded.Options{DataDir: f.data, Port: f.natsPort})
 	if err != nil {
@@ -118,7 +167,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	dopts := driver.Options{ID: "dev", Listen: f.listen, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency}
+	dopts := driver.Options{ID: "dev", Listen: f.listen, Listener: ctrlLn, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency}
 	var devTLS *devCA
 	if f.tls {
 		if devTLS, err = newDevCA(filepath.Join(f.data, "tls")); err != nil {
@@ -152,6 +201,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
+	log.Info().Str("store", "sqlite").Str("path", filepath.Join(f.data, "scpgate.db")).Msg("store opened")
 	ing, err := ingest.New(ingest.Options{JS: js, Store: store, StateKV: h.State, Log: log.With().Str("role", "ingest").Logger()})
 	if err != nil {
 		return err
@@ -182,10 +232,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	_, httpDone, err := serveHTTP(runCtx, f.http, handler, time.Minute+10*time.Second, log)
-	if err != nil {
-		return err
-	}
+	httpDone := serveOn(runCtx, httpLn, handler, time.Minute+10*time.Second, log)
 	if f.sim > 0 {
 		fc := sim.FleetConfig{
 			Count:      f.sim,
@@ -241,11 +288,18 @@ func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, i
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	cm, err := metrics.NewCommander(reg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := metrics.RegisterStreamLeaders(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	mux := devMux(d, c, ing)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	console.New(console.Options{NC: nc, Log: log.With().Str("role", "console").Logger()}).Register(mux)
 	rules := append(append(auth.CommanderRules(), auth.IngestRules()...), console.Rules()...)
-	return hm.Wrap(authn.Protect(mux, rules...)), nil
+	return hm.Wrap(cm.Wrap(authn.Protect(mux, rules...))), nil
 }
 
 // devMux routes one HTTP server to the driver (/healthz, /readyz, /stats),
@@ -267,12 +321,15 @@ func devMux(d *driver.Driver, c *commander.Service, ing *ingest.Service) *http.S
 	return mux
 }
 
-// statusLines logs one line every interval: controllers online, events/s
-// stored, messages in SCP_EVENTS and ingest lag.
+// statusLines logs one line every interval: controllers online, sessions
+// started and ended since the last line (their own lines are at debug
+// level in dev), events/s stored, messages in SCP_EVENTS and ingest lag.
 func statusLines(ctx context.Context, every time.Duration, d *driver.Driver, events jetstream.Stream, ing *ingest.Service, log zerolog.Logger) {
 	t := time.NewTicker(every)
 	defer t.Stop()
-	last, lastAt := d.Stats().EventsPublished, time.Now()
+	st0 := d.Stats()
+	last, lastAt := st0.EventsPublished, time.Now()
+	lastStarted, lastEnded := st0.Established, sumCloses(st0)
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,14 +338,40 @@ func statusLines(ctx context.Context, every time.Duration, d *driver.Driver, eve
 			st := d.Stats()
 			rate := float64(st.EventsPublished-last) / now.Sub(lastAt).Seconds()
 			last, lastAt = st.EventsPublished, now
+			started, ended := st.Established-lastStarted, sumCloses(st)-lastEnded
+			lastStarted, lastEnded = st.Established, sumCloses(st)
 			var msgs uint64
 			ictx, cancel := context.WithTimeout(ctx, time.Second)
 			if info, err := events.Info(ictx); err == nil {
 				msgs = info.State.Msgs
 			}
 			cancel()
-			log.Info().Int("online", st.Sessions).Str("events_per_s", fmt.Sprintf("%.0f", rate)).
+			log.Info().Int("online", st.Sessions).Uint64("sessions_started", started).Uint64("sessions_ended", ended).
+				Float64("events_per_s", math.Round(rate*10)/10).
 				Uint64("stream_msgs", msgs).Uint64("ingest_pending", ing.Lag().Pending).Msg("status")
 		}
 	}
+}
+
+// sumCloses is the number of connections st counts as ended.
+func sumCloses(st driver.Stats) uint64 {
+	var n uint64
+	for _, c := range st.Closes {
+		n += c
+	}
+	return n
+}
+
+// devListen opens addr for what; when the port is taken, the error names
+// the port and the flag (or variable) that changes it.
+func devListen(addr, what, flagHint string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		_, port, _ := net.SplitHostPort(addr)
+		return nil, fmt.Errorf("%s port %s is already in use (%s): stop what holds it or choose another with %s", what, port, addr, flagHint)
+	}
+	return nil, fmt.Errorf("%s listen on %s: %w (change it with %s)", what, addr, err, flagHint)
 }

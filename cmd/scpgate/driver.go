@@ -22,19 +22,19 @@ type driverConfig struct {
 	ID                    string        `envconfig:"DRIVER_ID" desc:"driver id in events and presence (default: host name + random)"`
 	Listen                string        `envconfig:"LISTEN" default:":3001" desc:"controller (SCP/TCP) listen address"`
 	HTTPListen            string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of /healthz, /readyz and /stats"`
-	HandshakeTimeout      time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"10s" desc:"a controller must send hello within this"`
-	Heartbeat             time.Duration `envconfig:"HEARTBEAT" default:"5s" desc:"heartbeat interval sent in welcome"`
-	OfflineTime           time.Duration `envconfig:"OFFLINE_TIME" default:"15s" desc:"a controller silent this long is offline"`
-	MaxInflightPerSession int           `envconfig:"MAX_INFLIGHT_PER_SESSION" default:"256" desc:"unconfirmed transactions per controller before the driver stops reading it"`
-	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" desc:"unconfirmed transactions of the whole driver"`
-	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" desc:"commands outstanding per controller"`
-	CommandAnswerTimeout  time.Duration `envconfig:"COMMAND_ANSWER_TIMEOUT" default:"30s" desc:"a command sent to a connected controller without a status by then ends failed (unanswered)"`
-	CommandBusyRetry      time.Duration `envconfig:"COMMAND_BUSY_RETRY" default:"1s" desc:"a command answered NAK busy is sent again after this, doubling per busy answer until it expires"`
-	CommandBusyRetryMax   time.Duration `envconfig:"COMMAND_BUSY_RETRY_MAX" default:"30s" desc:"longest wait between busy retries of a command"`
-	DrainAnswerWait       time.Duration `envconfig:"DRAIN_ANSWER_WAIT" default:"5s" desc:"a released session waits this long for the statuses of commands already sent before it says bye"`
-	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" desc:"controllers per second sent away when draining (SIGTERM)"`
-	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" desc:"a drain ends by then; remaining sessions are closed"`
-	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	HandshakeTimeout      time.Duration `envconfig:"HANDSHAKE_TIMEOUT" default:"10s" min:"100ms" desc:"a controller must send hello within this"`
+	Heartbeat             time.Duration `envconfig:"HEARTBEAT" default:"5s" min:"100ms" desc:"heartbeat interval sent in welcome"`
+	OfflineTime           time.Duration `envconfig:"OFFLINE_TIME" default:"15s" min:"1s" desc:"a controller silent this long is offline"`
+	MaxInflightPerSession int           `envconfig:"MAX_INFLIGHT_PER_SESSION" default:"256" min:"1" desc:"unconfirmed transactions per controller before the driver stops reading it"`
+	MaxInflightTotal      int           `envconfig:"MAX_INFLIGHT_TOTAL" default:"32768" min:"1" desc:"unconfirmed transactions of the whole driver"`
+	CommandWindow         int           `envconfig:"COMMAND_WINDOW" default:"4" min:"1" desc:"commands outstanding per controller"`
+	CommandAnswerTimeout  time.Duration `envconfig:"COMMAND_ANSWER_TIMEOUT" default:"30s" min:"1s" desc:"a command sent to a connected controller without a status by then ends failed (unanswered)"`
+	CommandBusyRetry      time.Duration `envconfig:"COMMAND_BUSY_RETRY" default:"1s" min:"10ms" desc:"a command answered NAK busy is sent again after this, doubling per busy answer until it expires"`
+	CommandBusyRetryMax   time.Duration `envconfig:"COMMAND_BUSY_RETRY_MAX" default:"30s" min:"10ms" desc:"longest wait between busy retries of a command"`
+	DrainAnswerWait       time.Duration `envconfig:"DRAIN_ANSWER_WAIT" default:"5s" min:"0s" desc:"a released session waits this long for the statuses of commands already sent before it says bye"`
+	DrainRate             float64       `envconfig:"DRAIN_RATE" default:"500" min:"0.01" desc:"controllers per second sent away when draining (SIGTERM)"`
+	DrainDeadline         time.Duration `envconfig:"DRAIN_DEADLINE" default:"30s" min:"1s" desc:"a drain ends by then; remaining sessions are closed"`
+	LogLevel              string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
 	StreamsEnv
 	ControllerSecurityEnv
 }
@@ -108,22 +108,35 @@ func runDriver(ctx context.Context, args []string) error {
 	var cfg driverConfig
 	var natsCfg natsconn.Config
 	fs := newFlagSet("driver", envSpec{"SCPGATE", &cfg}, envSpec{"", &natsCfg})
-	listen := fs.String("listen", "", "controller listen address (overrides SCPGATE_LISTEN)")
+	listenFlag := fs.String("listen", "", "controller listen address (overrides SCPGATE_LISTEN)")
 	httpListen := fs.String("http", "", "HTTP listen address (overrides SCPGATE_HTTP_LISTEN)")
 	if err := parseService(fs, args, &cfg, &natsCfg); err != nil {
 		return err
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	if *listenFlag != "" {
+		cfg.Listen = *listenFlag
 	}
 	if *httpListen != "" {
 		cfg.HTTPListen = *httpListen
 	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "driver").Logger()
+	warnUnknownEnv(log)
 	gogc, fromEnv := gctune.Apply(gctune.DriverPercent)
 
-	// A driver starts even while NATS is down: it ensures the streams as
-	// soon as it can and, until then, is not ready.
+	// Both addresses are opened before NATS is reached: a port in use
+	// fails at once. A driver starts even while NATS is down: it ensures
+	// the streams as soon as it can and, until then, is not ready
+	// (/readyz: "NATS not connected").
+	ctrlLn, err := listen("controller", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer ctrlLn.Close()
+	httpLn, err := listen("HTTP", cfg.HTTPListen)
+	if err != nil {
+		return err
+	}
+	defer httpLn.Close()
 	nc, err := natsconn.Connect(natsCfg, "scpgate-driver", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
@@ -131,6 +144,7 @@ func runDriver(ctx context.Context, args []string) error {
 	defer nc.Close()
 	opts := cfg.options(nc)
 	opts.Log = log
+	opts.Listener = ctrlLn
 	srvTLS, requireSerial, err := cfg.serverTLS(log)
 	if err != nil {
 		return err
@@ -166,15 +180,15 @@ func runDriver(ctx context.Context, args []string) error {
 	if err := registerDriverMetrics(reg, d, nc, allow); err != nil {
 		return err
 	}
+	if err := registerCertMetrics(reg, srvTLS, natsCfg); err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", d.Handler())
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
-	_, httpDone, err := serveHTTP(httpCtx, cfg.HTTPListen, mux, 30*time.Second, log)
-	if err != nil {
-		return err
-	}
+	httpDone := serveOn(httpCtx, httpLn, mux, 30*time.Second, log)
 	if err := d.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil

@@ -8,12 +8,19 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"text/tabwriter"
 )
 
-// usageOut is where a command's usage is printed: stdout for `scpgate help
-// X`, stderr for `scpgate X -h` and flag errors.
-var usageOut io.Writer = os.Stderr
+// usageOut is where a command's usage is printed (for `scpgate help X`
+// and `scpgate X -h`): stdout, so that it can be paged and searched. Flag
+// errors print one line and a hint on stderr instead (see exitCode).
+var usageOut io.Writer = os.Stdout
+
+var (
+	usagesMu sync.Mutex
+	usages   = map[*flag.FlagSet]func(io.Writer){} // printers of newFlagSet's flag sets
+)
 
 // envSpec names a config struct read from the environment with loadEnv,
 // so that the command's help can list its variables.
@@ -43,21 +50,39 @@ func usageErrorf(format string, a ...any) error {
 // default, and the environment variables of env.
 func newFlagSet(name string, env ...envSpec) *flag.FlagSet {
 	fs := flag.NewFlagSet("scpgate "+name, flag.ContinueOnError)
-	fs.SetOutput(usageOut)
-	fs.Usage = func() { printCommandUsage(fs.Output(), lookup(name), name, fs, env) }
+	// The flag package prints nothing itself: parseFlags prints the
+	// usage for -h, exitCode one line for an error.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	usagesMu.Lock()
+	usages[fs] = func(w io.Writer) {
+		fs.SetOutput(w)
+		defer fs.SetOutput(io.Discard)
+		printCommandUsage(w, lookup(name), name, fs, env)
+	}
+	usagesMu.Unlock()
 	return fs
 }
 
 // parseFlags parses args with fs. It returns flag.ErrHelp for -h (the usage
-// is printed), a *usageError for a bad flag or stray argument (the error
-// and usage are printed), and nil otherwise.
+// is printed on usageOut), a *usageError for a bad flag (printed by
+// exitCode as one line and a hint), and nil otherwise.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		usagesMu.Lock()
+		p := usages[fs]
+		usagesMu.Unlock()
+		if p != nil {
+			p(usageOut)
+		} else {
+			fs.SetOutput(usageOut)
+			fs.PrintDefaults()
+		}
 		return err
 	case err != nil:
-		return &usageError{err: err, printed: true}
+		return &usageError{err: err}
 	}
 	return nil
 }

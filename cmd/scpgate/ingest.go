@@ -7,14 +7,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/envcheck"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
@@ -24,12 +25,12 @@ import (
 // ingestConfig is the environment of `scpgate ingest` (prefix SCPGATE_).
 type ingestConfig struct {
 	HTTPListen string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the query API, /healthz and /readyz"`
-	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH or a postgres:// URL"`
+	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH, a file path ending in .db, a postgres:// URL or a libpq keyword string"`
 	Durable    string        `envconfig:"INGEST_DURABLE" default:"scpgate-ingest" desc:"name of the consumer shared by all ingest instances"`
-	Batch      int           `envconfig:"INGEST_BATCH" default:"500" desc:"most events written in one transaction"`
-	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" desc:"/readyz fails when ingest is further behind than this"`
+	Batch      int           `envconfig:"INGEST_BATCH" default:"500" min:"1" max:"10000" desc:"most events written in one transaction"`
+	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" min:"1s" desc:"/readyz fails when ingest is further behind than this"`
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
-	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
+	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
 	StreamsEnv
 	APIAuthEnv
 }
@@ -80,24 +81,46 @@ func runIngest(ctx context.Context, args []string) error {
 	if *httpListen != "" {
 		cfg.HTTPListen = *httpListen
 	}
+	// A store scpgate cannot open is refused before anything connects.
+	if _, _, err := envcheck.ParseStore(cfg.DB); err != nil {
+		return err
+	}
 	log := newLogger(cfg.LogLevel, false).With().Str("role", "ingest").Logger()
+	warnUnknownEnv(log)
 
-	store, err := openStore(ctx, cfg.DB)
+	store, err := openStore(ctx, cfg.DB, log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	nc, err := natsconn.Connect(natsCfg, "scpgate-ingest", log)
+	var front startingHandler
+	done := make(<-chan error)
+	if !*rebuild {
+		// The HTTP address is opened before NATS is reached: a port in
+		// use fails at once, and /readyz says "NATS not connected"
+		// meanwhile.
+		ln, err := listen("HTTP", cfg.HTTPListen)
+		if err != nil {
+			return err
+		}
+		done = serveOn(ctx, ln, &front, 30*time.Second, log)
+	}
+	nc, err := natsconn.Connect(natsCfg, "scpgate-ingest", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
+	front.SetConn(nc)
 	js, err := jetstreamOf(nc)
 	if err != nil {
 		return err
 	}
 	h, err := ensureStreams(ctx, js, cfg.StreamsEnv.config(), log)
 	if err != nil {
+		if ctx.Err() != nil && !*rebuild {
+			<-done
+			return nil
+		}
 		return err
 	}
 	if *rebuild {
@@ -122,14 +145,11 @@ func runIngest(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := ingestHTTP(svc, nc, cfg.MaxLag, authn)
+	api, err := ingestHandler(svc, nc, natsCfg, cfg.MaxLag, authn)
 	if err != nil {
 		return err
 	}
-	_, done, err := serveHTTP(ctx, cfg.HTTPListen, api, 30*time.Second, log)
-	if err != nil {
-		return err
-	}
+	front.Set(api)
 	runErr := svc.Run(ctx)
 	<-done
 	if ctx.Err() != nil {
@@ -138,22 +158,34 @@ func runIngest(ctx context.Context, args []string) error {
 	return runErr
 }
 
-// openStore opens the store named by dsn: "sqlite:PATH" (or a bare path)
-// or a postgres:// / postgresql:// URL.
-func openStore(ctx context.Context, dsn string) (scpgate.Store, error) {
-	switch {
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(ctx, dsn)
-	case dsn == "":
-		return nil, usageErrorf("no store: set SCPGATE_DB or --db")
+// openStore opens the store named by dsn (see envcheck.ParseStore:
+// "sqlite:PATH", a plain path ending in .db, a postgres:// URL or a libpq
+// keyword string) and logs which one it opened, without the password.
+func openStore(ctx context.Context, dsn string, log zerolog.Logger) (scpgate.Store, error) {
+	kind, target, err := envcheck.ParseStore(dsn)
+	if err != nil {
+		return nil, err
 	}
-	path := strings.TrimPrefix(dsn, "sqlite:")
-	if dir := filepath.Dir(path); dir != "." {
+	if kind == envcheck.StorePostgres {
+		st, err := postgres.Open(ctx, target)
+		if err != nil {
+			return nil, fmt.Errorf("open store %s: %w", envcheck.RedactDSN(target), err)
+		}
+		log.Info().Str("store", kind).Str("dsn", envcheck.RedactDSN(target)).Msg("store opened")
+		return st, nil
+	}
+	if dir := filepath.Dir(target); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("create store directory: %w", err)
 		}
 	}
-	return sqlite.Open(path)
+	st, err := sqlite.Open(target)
+	if err != nil {
+		return nil, err
+	}
+	abs, _ := filepath.Abs(target)
+	log.Info().Str("store", kind).Str("path", abs).Msg("store opened")
+	return st, nil
 }
 
 // ingestReady answers /readyz: 200 while NATS is connected, the durable
@@ -167,7 +199,7 @@ func ingestReady(nc *nats.Conn, svc *ingest.Service, maxLag time.Duration) http.
 		code := http.StatusOK
 		switch {
 		case !nc.IsConnected():
-			code, body["reason"] = http.StatusServiceUnavailable, "nats disconnected"
+			code, body["reason"] = http.StatusServiceUnavailable, natsNotConnected
 		case !health.Ready():
 			code, body["reason"] = http.StatusServiceUnavailable, health.Reason()
 		case time.Duration(lag.SecondsBehind*float64(time.Second)) > maxLag:
@@ -187,8 +219,15 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // ingestHTTP returns the HTTP handler of ingest: the query API behind
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
+	return ingestHandler(svc, nc, natsconn.Config{}, maxLag, authn)
+}
+
+// ingestHandler is ingestHTTP with the expiry of the NATS client
+// certificate of natsCfg among the metrics.
+func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc), metrics.RegisterStreams(reg, nc)} {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc),
+		metrics.RegisterStreams(reg, nc), registerCertMetrics(reg, nil, natsCfg), metrics.RegisterStreamLeaders(reg, nc)} {
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}

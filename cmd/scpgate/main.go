@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/scpgate/scpgate/internal/metrics"
 )
 
 // Exit codes.
@@ -66,6 +68,7 @@ func lookup(name string) *command {
 }
 
 func main() {
+	metrics.SetVersion(version)
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -100,7 +103,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 		stop()
 	}()
 
-	usageOut = stderr
+	usageOut = stdout
 	err := c.run(ctx, args[1:])
 	return exitCode(ctx, c, err, stderr)
 }
@@ -113,7 +116,7 @@ func exitCode(ctx context.Context, c *command, err error, stderr io.Writer) int 
 		return exitOK
 	case errors.As(err, &uerr):
 		if !uerr.printed {
-			fmt.Fprintf(stderr, "scpgate %s: %v\nRun 'scpgate help %s' for usage.\n", c.name, uerr.err, c.name)
+			fmt.Fprintf(stderr, "scpgate %s: %v\nsee 'scpgate help %s'\n", c.name, uerr.err, c.name)
 		}
 		return exitUsage
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:

@@ -30,12 +30,16 @@ func TestBinary(t *testing.T) {
 		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"Commands:", "version"}},
 		{name: "help version", args: []string{"help", "version"}, code: 0,
 			stdout: []string{"Usage: scpgate version", "-deps", "also list the modules"}},
-		{name: "version -h", args: []string{"version", "-h"}, code: 0, stderr: []string{"Usage: scpgate version", "-deps"}},
+		{name: "version -h", args: []string{"version", "-h"}, code: 0, stdout: []string{"Usage: scpgate version", "-deps"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"scpgate v9.9.9-test", "go       go1."}},
 		{name: "version -deps", args: []string{"version", "-deps"}, code: 0, stdout: []string{"github.com/nats-io/nats.go"}},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: []string{`unknown command "frobnicate"`}},
 		{name: "help unknown", args: []string{"help", "frobnicate"}, code: 2, stderr: []string{`unknown command "frobnicate"`}},
-		{name: "bad flag", args: []string{"version", "-nope"}, code: 2, stderr: []string{"flag provided but not defined: -nope", "Usage: scpgate version"}},
+		{name: "bad flag", args: []string{"version", "-nope"}, code: 2, stdoutNone: true,
+			stderr: []string{"scpgate version: flag provided but not defined: -nope\nsee 'scpgate help version'\n"}},
+		{name: "bad flag value", args: []string{"dev", "--sim", "many"}, code: 2, stdoutNone: true,
+			stderr: []string{"scpgate dev: invalid value \"many\" for flag -sim", "see 'scpgate help dev'"}},
+		{name: "dev -h", args: []string{"dev", "-h"}, code: 0, stdout: []string{"Usage: scpgate dev", "SCPGATE_LISTEN"}},
 		{name: "stray argument", args: []string{"version", "extra"}, code: 2,
 			stderr: []string{`scpgate version: unexpected argument "extra"`, "scpgate help version"}},
 	}
@@ -64,6 +68,9 @@ func TestBinary(t *testing.T) {
 				if !strings.Contains(stderr.String(), s) {
 					t.Errorf("scpgate %v: got stderr\n%s\nwant it to contain %q", tt.args, &stderr, s)
 				}
+			}
+			if tt.code == 2 && len(tt.args) > 1 && strings.Count(stderr.String(), "\n") > 2 {
+				t.Errorf("scpgate %v: got stderr\n%s\nwant one error line and a hint", tt.args, &stderr)
 			}
 			if tt.stdoutNone && stdout.Len() > 0 {
 				t.Errorf("scpgate %v: got stdout\n%s\nwant none", tt.args, &stdout)

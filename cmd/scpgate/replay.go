@@ -20,8 +20,11 @@ func init() {
 
 Reads the controller's events back from the SCP_EVENTS stream, oldest first,
 one JSON document per line on stdout (the documents of docs/events.md, as
-stored). A progress bar is drawn on stderr when it is a terminal. --count
-prints only the number of matching events.`,
+stored). A progress bar is drawn on stderr when it is a terminal, never
+into stdout. --count prints only the number of matching events. A serial
+of which no event is stored is an error (with --follow, a warning). The
+replay's consumer is ephemeral: the server removes it a few seconds
+after the replay ends (or is killed).`,
 		run: runReplay,
 	})
 }
@@ -64,6 +67,16 @@ func runReplay(ctx context.Context, args []string) error {
 	}
 	defer closeNATS()
 
+	known, err := replay.Known(ctx, js, *serial)
+	if err != nil {
+		return err
+	}
+	if !known {
+		if !*follow {
+			return fmt.Errorf("controller %s: %w", *serial, replay.ErrUnknownController)
+		}
+		log.Warn().Str("controller", *serial).Msg("no event of this controller is stored yet; waiting for new ones")
+	}
 	opts := replay.Options{Serial: *serial, Kind: scpgate.Kind(*kind), Since: *since, FromSeq: *fromSeq, Follow: *follow}
 	if *count {
 		n, err := replay.Count(ctx, js, opts)

@@ -44,8 +44,9 @@ answers commands, heartbeats and reconnects with jittered backoff. After
 --duration (or on interrupt) the event mix stops; with --drain-timeout the
 run then waits for every transaction to be acknowledged and fails if some
 are not. It ends with a JSON report on stdout (and in --report FILE):
-controllers, connected, generated, acked, unacked, dropped_overflow,
-reconnects, commands_ok, commands_nak, duplicate_commands, rejected.
+controllers, connected, sessions, generated, acked, unacked,
+dropped_overflow, reconnects, commands_ok, commands_nak, duplicate_commands,
+rejected. It exits with status 1 when no controller ever connected.
 
 A status line is refreshed on stderr when it is a terminal; otherwise a log
 line is written every few seconds. Above 19,000 controllers the fleet is
@@ -150,6 +151,11 @@ func runSim(ctx context.Context, args []string) error {
 	}
 	if werr := writeSimReport(os.Stdout, o.report, rep); werr != nil && err == nil {
 		err = werr
+	}
+	if err == nil && rep.Sessions == 0 && o.childOf == 0 {
+		// Nothing was simulated: the target is wrong, down or refusing.
+		err = fmt.Errorf("no controller ever connected to %s (%d connection attempts, %d rejected): is a driver listening there?",
+			o.target, rep.Reconnects+uint64(rep.Controllers), rep.Rejected)
 	}
 	return err
 }

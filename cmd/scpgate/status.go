@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -28,6 +27,7 @@ func init() {
 		name:    "status",
 		summary: "show drivers, sessions, streams and ingest lag",
 		usage: `scpgate status [--json] [--controllers] [--wait D]
+scpgate status [--json] --controller SERIAL
 
 Asks NATS for every running driver (the "scpgate-driver" micro service:
 id, controller address, sessions, events), for the size of the streams
@@ -35,8 +35,11 @@ SCP_EVENTS, SCP_COMMANDS and SCP_RESULTS, and for the lag of the shared
 ingest consumer, and prints them as tables (or one JSON document with
 --json). It warns when a stream with a size limit is --warn-full full
 (SCP_EVENTS then discards its oldest events) and when ingest's backlog
-is at risk of being discarded unread. Drivers are gathered for --wait. With --controllers the serials
-each driver holds are listed too. Connects with NATS_URL and the other
+is at risk of being discarded unread. Drivers are gathered for --wait.
+With --controllers the serials held are listed too, one line per serial
+with its driver. --controller SERIAL shows one controller instead: online
+or offline, which driver holds it, since when, from which remote address,
+and its last presence event. Connects with NATS_URL and the other
 NATS_ variables (an "ops" user is enough).`,
 		run: runStatus,
 	})
@@ -113,7 +116,8 @@ func runStatus(ctx context.Context, args []string) error {
 	var natsCfg natsconn.Config
 	fs := newFlagSet("status", envSpec{"", &natsCfg})
 	asJSON := fs.Bool("json", false, "print one JSON document")
-	ctrls := fs.Bool("controllers", false, "list the serials each driver holds")
+	ctrls := fs.Bool("controllers", false, "list the serials held, one line per serial with its driver")
+	one := fs.String("controller", "", "show one controller: which driver holds it, since when, from which address")
 	wait := fs.Duration("wait", 500*time.Millisecond, "how long to gather answers from drivers")
 	durable := fs.String("durable", ingest.DefaultDurable, "name of the ingest consumer")
 	warnFull := fs.Float64("warn-full", defaultWarnFull, "warn when a stream is this full (0 to 1)")
@@ -126,6 +130,14 @@ func runStatus(ctx context.Context, args []string) error {
 	if *wait <= 0 {
 		return usageErrorf("--wait must be positive")
 	}
+	if *one != "" {
+		if err := streams.ValidSerial(*one); err != nil {
+			return usageErrorf("--controller: %v", err)
+		}
+		if *ctrls {
+			return usageErrorf("--controller and --controllers exclude each other")
+		}
+	}
 	if err := loadEnv("", &natsCfg); err != nil {
 		return err
 	}
@@ -135,6 +147,22 @@ func runStatus(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
+	if *one != "" {
+		js, err := jetstreamOf(nc)
+		if err != nil {
+			return err
+		}
+		cs, err := controllerStatus(ctx, js, *one)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(cs)
+		}
+		return printControllerStatus(os.Stdout, cs, time.Now())
+	}
 	st, err := collectStatus(ctx, nc, statusOptions{wait: *wait, controllers: *ctrls, durable: *durable, warnFull: *warnFull})
 	if err != nil {
 		return err
@@ -349,11 +377,9 @@ func printStatus(w io.Writer, st Status, controllers bool) error {
 		return err
 	}
 	if controllers {
-		for _, d := range st.Drivers {
-			fmt.Fprintf(w, "\n%s (%d):\n", d.ID, len(d.Controllers))
-			for _, line := range wrapWords(d.Controllers, 76) {
-				fmt.Fprintf(w, "  %s\n", line)
-			}
+		fmt.Fprintln(w)
+		if err := printControllerLines(w, st.Drivers); err != nil {
+			return err
 		}
 	}
 	if len(st.Warnings) > 0 {
@@ -384,24 +410,4 @@ func humanBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
-
-// wrapWords joins words with spaces into lines of at most width bytes.
-func wrapWords(words []string, width int) []string {
-	var lines []string
-	var b strings.Builder
-	for _, w := range words {
-		if b.Len() > 0 && b.Len()+1+len(w) > width {
-			lines = append(lines, b.String())
-			b.Reset()
-		}
-		if b.Len() > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(w)
-	}
-	if b.Len() > 0 {
-		lines = append(lines, b.String())
-	}
-	return lines
 }

@@ -110,7 +110,7 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("print: %v", err)
 	}
 	for _, want := range []string{"DRIVER", "st-a", "st-b", "2 driver(s), 3 session(s)", "SCP_EVENTS", "SCP_COMMANDS", "SCP_RESULTS",
-		"scpgate-ingest", "STA1 STA2", "STB1"} {
+		"scpgate-ingest", "CONTROLLER  DRIVER\nSTA1        st-a\nSTA2        st-a\nSTB1        st-b\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
@@ -122,6 +122,27 @@ func TestStatus(t *testing.T) {
 	var back Status
 	if err := json.Unmarshal(b, &back); err != nil || back.Sessions != 3 || len(back.Drivers) != 2 || back.Drivers[0].Controllers == nil {
 		t.Errorf("JSON round trip: %v, %s", err, b)
+	}
+
+	// One controller: its driver, since when, from where.
+	cs, err := controllerStatus(ctx, js, "STB1")
+	if err != nil {
+		t.Fatalf("controller status: %v", err)
+	}
+	if !cs.Online || cs.Driver != "st-b" || cs.Remote == "" || cs.Since.IsZero() || cs.LastPresence == nil || cs.LastPresence.Code != "online" {
+		t.Errorf("controller status of STB1: %+v, want online on st-b with remote, since and an online presence", cs)
+	}
+	out.Reset()
+	if err := printControllerStatus(&out, cs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"controller     STB1", "state          online", "driver         st-b", "remote         " + cs.Remote, "since "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("controller status lacks %q:\n%s", want, out.String())
+		}
+	}
+	if _, err := controllerStatus(ctx, js, "NOPE"); err == nil || !strings.Contains(err.Error(), "controller NOPE is unknown") {
+		t.Errorf("status of an unknown controller: got %v, want it called unknown", err)
 	}
 
 	// Without drivers and without ingest: empty lists and the missing
@@ -136,5 +157,54 @@ func TestStatus(t *testing.T) {
 	}
 	if err := printStatus(&bytes.Buffer{}, st2, false); err == nil {
 		t.Error("printStatus with errors returned nil")
+	}
+}
+
+// TestControllerStatusOffline checks `status --controller` of a
+// controller that was online and hung up: offline, with its last presence
+// event and why its session ended.
+func TestControllerStatusOffline(t *testing.T) {
+	log := quietLog(t)
+	s := natstest.RunServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := driver.New(driver.Options{ID: "st-off", Listen: "127.0.0.1:0", NATS: natstest.Connect(t, s, nats.MaxReconnects(-1)), Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	js := natstest.JetStream(t, natstest.Connect(t, s))
+	c := sim.NewController(sim.Config{Target: d.Addr().String(), Serial: "OFF1"})
+	cctx, stopC := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(cctx) }()
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		cs, err := controllerStatus(ctx, js, "OFF1")
+		if err != nil || !cs.Online || cs.Driver != "st-off" {
+			return fmt.Errorf("status %+v, %v", cs, err)
+		}
+		return nil
+	})
+	stopC()
+	<-done
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		cs, err := controllerStatus(ctx, js, "OFF1")
+		if err != nil || cs.Online || cs.LastPresence == nil || cs.LastPresence.Code != "offline" || cs.LastPresence.Reason == "" {
+			return fmt.Errorf("status %+v (last %+v), %v", cs, cs.LastPresence, err)
+		}
+		return nil
+	})
+	cs, _ := controllerStatus(ctx, js, "OFF1")
+	var out bytes.Buffer
+	if err := printControllerStatus(&out, cs, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"state          offline", "last presence  offline at ", "on st-off (" + cs.LastPresence.Reason + ")"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("controller status lacks %q:\n%s", want, out.String())
+		}
 	}
 }

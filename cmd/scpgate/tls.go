@@ -94,7 +94,7 @@ func (e ControllerSecurityEnv) secrets(ctx context.Context, log zerolog.Logger) 
 // APIAuthEnv is the part of an HTTP API's environment that says who may
 // call it (prefix SCPGATE_).
 type APIAuthEnv struct {
-	APITokens     string `envconfig:"API_TOKENS" desc:"bearer tokens of the HTTP API: token:scope,scope;token:scope (scopes events:read, commands:write, commands:read, admin); none: the API is open"`
+	APITokens     string `envconfig:"API_TOKENS" desc:"bearer tokens of the HTTP API: token:scope,scope;token:scope (scopes events:read, commands:write, commands:read, admin; a token is at least 16 characters); none: the API is open"`
 	APITokensFile string `envconfig:"API_TOKENS_FILE" desc:"file of tokens, one token:scope,scope per line; reloaded on SIGHUP or change"`
 }
 

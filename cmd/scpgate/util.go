@@ -10,6 +10,8 @@ import (
 	"github.com/kelseyhightower/envconfig"
 	"github.com/rs/zerolog"
 	"golang.org/x/term"
+
+	"github.com/scpgate/scpgate/internal/envcheck"
 )
 
 // newLogger returns the logger of a command, writing to stderr at level
@@ -17,21 +19,51 @@ import (
 // when pretty is set or stderr is a terminal: then they are human-readable.
 // An unknown level falls back to info with a warning.
 func newLogger(level string, pretty bool) zerolog.Logger {
-	var w io.Writer = os.Stderr
-	if pretty || isTerminal(os.Stderr) {
-		w = zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05.000"}
+	return buildLogger(os.Stderr, level, pretty || isTerminal(os.Stderr), false)
+}
+
+// buildLogger returns a logger writing to out at level, human-readable
+// when pretty. With sessionsAtDebug, the info lines of single controller
+// sessions (those with a "session" field) are shown at debug level only.
+func buildLogger(out io.Writer, level string, pretty, sessionsAtDebug bool) zerolog.Logger {
+	var w io.Writer = out
+	if pretty {
+		w = zerolog.ConsoleWriter{Out: out, TimeFormat: "15:04:05.000"}
 	}
-	log := zerolog.New(w).With().Timestamp().Logger()
 	lvl := zerolog.InfoLevel
+	bad := false
 	if level != "" {
 		l, err := zerolog.ParseLevel(level)
 		if err != nil || l == zerolog.NoLevel {
-			log.Warn().Str("level", level).Msg("unknown log level; using info")
+			bad = true
 		} else {
 			lvl = l
 		}
 	}
+	if sessionsAtDebug {
+		w = &sessionDemoter{out: w, show: lvl <= zerolog.DebugLevel}
+	}
+	log := zerolog.New(w).With().Timestamp().Logger()
+	if bad {
+		log.Warn().Str("level", level).Msg("unknown log level; using info")
+	}
 	return log.Level(lvl)
+}
+
+func init() {
+	// Log lines carry millisecond timestamps and durations with their
+	// unit ("1.5s"), so that a reader needs no legend.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
+}
+
+// validLevel returns an error for a log level newLogger does not know.
+func validLevel(level string) error {
+	switch level {
+	case "trace", "debug", "info", "warn", "error":
+		return nil
+	}
+	return fmt.Errorf("%q is not a log level: it must be one of trace, debug, info, warn, error", level)
 }
 
 // isTerminal reports whether f is a terminal.
@@ -44,10 +76,18 @@ func isTerminal(f *os.File) bool {
 // <prefix>_FOO (prefix "" reads FOO). Fields keep their value when the
 // variable is unset and have no default tag, so defaults set before the call
 // survive.
+//
+// The values are then checked against the ranges of the struct's tags
+// (see internal/envcheck): an error names the variable, its value and what
+// is allowed.
 func loadEnv(prefix string, spec any) error {
 	if err := envconfig.Process(prefix, spec); err != nil {
-		return fmt.Errorf("read configuration from the environment: %w", err)
+		return fmt.Errorf("read configuration from the environment: %w", envcheck.Explain(err))
 	}
+	if err := envcheck.Validate(prefix, spec); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	rememberEnv(prefix, spec)
 	return nil
 }
 

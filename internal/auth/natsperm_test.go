@@ -282,6 +282,9 @@ func TestNATSPermissions(t *testing.T) {
 	if m, err := ops.nc.Request(driver.SessionsSubject("perm-d"), nil, 2*time.Second); err != nil || !strings.Contains(string(m.Data), "PERM1") {
 		t.Errorf("driver sessions as ops: %v", err)
 	}
+	if m, err := ops.nc.Request(driver.ShedSubject("perm-d"), []byte(`{"fraction":0.01}`), 2*time.Second); err != nil || !strings.Contains(string(m.Data), `"shed":0`) {
+		t.Errorf("driver shed as ops: %v", err)
+	}
 
 	consoleFleet(ctx, t, cmd, c)
 	vendorApp(ctx, t, vnd)

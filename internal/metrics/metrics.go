@@ -17,10 +17,11 @@ import (
 const Namespace = "scpgate"
 
 // NewRegistry returns a registry holding the Go runtime and process
-// collectors; the services' collectors are added to it.
+// collectors and scpgate_build_info; the services' collectors are added
+// to it.
 func NewRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), newBuildInfo())
 	return reg
 }
 

@@ -6,6 +6,7 @@ package natsconn
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -84,6 +85,30 @@ func (c Config) Validate() error {
 // to log. The inbox prefix is that of the name's role (see RoleOf). Connect uses them; they are exported for callers that build their
 // own connection.
 func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
+	return c.options(name, log, &health{})
+}
+
+// health is what the connection's handlers remember for the reports of
+// an unreachable NATS.
+type health struct {
+	lastErr atomic.Pointer[string] // last failed connect or reconnect attempt
+}
+
+func (h *health) failed(err error) {
+	if err != nil {
+		s := err.Error()
+		h.lastErr.Store(&s)
+	}
+}
+
+func (h *health) last() string {
+	if s := h.lastErr.Load(); s != nil {
+		return *s
+	}
+	return "no answer yet"
+}
+
+func (c Config) options(name string, log zerolog.Logger, h *health) []nats.Option {
 	// lastURL is the (redacted) server of the latest connection: the
 	// client no longer knows it once disconnected.
 	var lastURL atomic.Pointer[string]
@@ -123,6 +148,7 @@ func (c Config) Options(name string, log zerolog.Logger) []nats.Option {
 				Uint64("reconnects", nc.Stats().Reconnects).Msg("reconnected to NATS")
 		}),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			h.failed(err)
 			log.Debug().Err(err).Msg("NATS reconnect attempt failed")
 		}),
 		nats.ClosedHandler(func(nc *nats.Conn) {
@@ -171,16 +197,101 @@ func Connect(cfg Config, name string, log zerolog.Logger, extra ...nats.Option) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts := append(cfg.Options(name, log), extra...)
-	nc, err := nats.Connect(cfg.URL, opts...)
+	h := &health{}
+	opts := append(cfg.options(name, log, h), extra...)
+	nc, err := connect(cfg.URL, opts, h)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(cfg.URL), err)
 	}
 	if nc.IsConnected() {
 		log.Info().Str("url", nc.ConnectedUrlRedacted()).Str("server", nc.ConnectedServerName()).
 			Str("version", nc.ConnectedServerVersion()).Msg("connected to NATS")
+	} else {
+		// nats.RetryOnFailedConnect: the first attempt failed and the
+		// client keeps trying. Say so now, and again every
+		// UnreachableReportEvery until it is connected.
+		if e := nc.LastError(); e != nil {
+			h.failed(e)
+		}
+		log.Warn().Str("url", redactURLs(cfg.URL)).Str("error", h.last()).Msg("NATS not reachable; retrying")
 	}
+	go reportUnreachable(nc, redactURLs(cfg.URL), h, log)
 	return nc, nil
+}
+
+// connect connects with opts. With nats.RetryOnFailedConnect among them
+// it first tries once without, so that the error of a NATS that cannot be
+// reached is known (and logged by Connect) at once, then lets the client
+// keep trying in the background.
+func connect(urls string, opts []nats.Option, h *health) (*nats.Conn, error) {
+	o := nats.GetDefaultOptions()
+	for _, opt := range opts {
+		_ = opt(&o)
+	}
+	if !o.RetryOnFailedConnect {
+		return nats.Connect(urls, opts...)
+	}
+	nc, err := nats.Connect(urls, append(opts[:len(opts):len(opts)], nats.RetryOnFailedConnect(false))...)
+	if err == nil {
+		return nc, nil
+	}
+	if errors.Is(err, nats.ErrNoServers) {
+		if derr := dialFirst(urls, o.Timeout); derr != nil {
+			err = fmt.Errorf("%w: %v", err, derr)
+		}
+	}
+	h.failed(err)
+	return nats.Connect(urls, opts...)
+}
+
+// dialFirst dials the first server of a comma-separated URL list and
+// returns why it cannot be reached (nats.ErrNoServers hides it), or nil.
+func dialFirst(list string, timeout time.Duration) error {
+	first, _, _ := strings.Cut(list, ",")
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil || u.Host == "" {
+		return nil
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "4222")
+	}
+	c, err := net.DialTimeout("tcp", host, timeout)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	return nil
+}
+
+// UnreachableReportEvery is how often a connection that is not connected
+// logs that it is still waiting for NATS.
+var UnreachableReportEvery = 5 * time.Second
+
+// reportUnreachable logs a warning every UnreachableReportEvery while nc is
+// not connected, until it is closed.
+func reportUnreachable(nc *nats.Conn, urls string, h *health, log zerolog.Logger) {
+	t := time.NewTicker(UnreachableReportEvery)
+	defer t.Stop()
+	var downSince time.Time
+	if !nc.IsConnected() {
+		downSince = time.Now()
+	}
+	for range t.C {
+		switch {
+		case nc.IsClosed():
+			return
+		case nc.IsConnected():
+			downSince = time.Time{}
+			continue
+		}
+		now := time.Now()
+		if downSince.IsZero() {
+			downSince = now
+		}
+		log.Warn().Str("url", urls).Str("error", h.last()).Str("status", nc.Status().String()).
+			Dur("down_for", now.Sub(downSince).Round(time.Second)).Msg("NATS still not reachable; retrying")
+	}
 }
 
 // redactURLs hides the user information of every URL in a comma-separated
