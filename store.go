@@ -24,7 +24,8 @@ type Store interface {
 	// newly stored, only where they are newer than what it holds (see
 	// ControllerState.Apply). inserted counts the events and results newly
 	// stored. Invalid input fails the whole batch with ErrInvalidEvent or
-	// ErrInvalidResult.
+	// ErrInvalidResult. On success it sets Event.Inserted on each event it
+	// newly stored and clears it on the others.
 	WriteBatch(ctx context.Context, events []Event, results []Result) (inserted int, err error)
 
 	// QueryEvents returns one page of events matching q, ordered by event

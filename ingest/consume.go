@@ -128,6 +128,7 @@ func (s *Service) writeContext(ctx context.Context) (context.Context, context.Ca
 func (s *Service) handleEvents(ctx context.Context, msgs []jetstream.Msg) error {
 	events := make([]scpgate.Event, 0, len(msgs))
 	good := make([]jetstream.Msg, 0, len(msgs))
+	redelivered := make([]bool, 0, len(msgs))
 	for _, m := range msgs {
 		ev, err := decodeEvent(m.Subject(), m.Data())
 		if err != nil {
@@ -136,8 +137,16 @@ func (s *Service) handleEvents(ctx context.Context, msgs []jetstream.Msg) error 
 			_ = m.TermWithReason("invalid event")
 			continue
 		}
+		again := false
+		if md, err := m.Metadata(); err == nil {
+			ev.StreamSeq = md.Sequence.Stream
+			again = md.NumDelivered > 1
+		} else {
+			s.log.Warn().Err(err).Str("subject", m.Subject()).Msg("event without stream metadata: ordered by boot epoch")
+		}
 		events = append(events, ev)
 		good = append(good, m)
+		redelivered = append(redelivered, again)
 	}
 	if len(events) == 0 {
 		return nil
@@ -149,11 +158,21 @@ func (s *Service) handleEvents(ctx context.Context, msgs []jetstream.Msg) error 
 		nakAll(good, s.opts.RetryDelay)
 		return fmt.Errorf("write %d events: %w", len(events), err)
 	}
-	// The state bucket is updated from every event of the batch, not only
-	// the new ones: after a crash between commit and this update, the
-	// redelivered batch must still reach it. Updates are idempotent.
+	// The state bucket is updated from the events newly stored and from
+	// every event delivered again: after a crash between commit and this
+	// update, the redelivered batch must still reach it (updates are
+	// idempotent). An event stored again in the stream (a re-send past
+	// the duplicate window) and delivered for the first time is left out,
+	// as the store left it out: its stream sequence is newer than the
+	// transactions that followed it.
 	if s.kv != nil {
-		if err := s.kv.apply(wctx, events); err != nil {
+		apply := events[:0:0]
+		for i := range events {
+			if events[i].Inserted || redelivered[i] {
+				apply = append(apply, events[i])
+			}
+		}
+		if err := s.kv.apply(wctx, apply); err != nil {
 			nakAll(good, s.opts.RetryDelay)
 			return fmt.Errorf("update state bucket for %d events: %w", len(events), err)
 		}

@@ -36,33 +36,39 @@ const (
 	lastSeenSQL = `INSERT INTO controllers AS c (serial, last_seen_ns)
 		SELECT * FROM unnest($1::text[], $2::bigint[])
 		ON CONFLICT (serial) DO UPDATE SET last_seen_ns = greatest(c.last_seen_ns, excluded.last_seen_ns)`
+)
 
+// The state updates share their ordering rules with package sqlite.
+var (
 	// presenceSQL replaces the presence register where the new event is
-	// later by (time, rank, id). The rows are locked by lastSeenSQL.
+	// later (scpgate.PresenceAfter). The rows are locked by lastSeenSQL.
 	presenceSQL = `UPDATE controllers AS c SET online = u.online, session = u.session, reason = u.reason,
-			p_event = u.p_event, p_epoch = u.p_epoch, p_seq = u.p_seq, p_time_ns = u.p_time_ns, p_rank = u.p_rank
-		FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[])
-			AS u(serial, online, session, reason, p_event, p_epoch, p_seq, p_time_ns, p_rank)
-		WHERE c.serial = u.serial AND (c.p_event = ''
-			OR (u.p_time_ns, u.p_rank, u.p_event COLLATE "C") > (c.p_time_ns, c.p_rank, c.p_event))`
+			p_event = u.p_event, p_epoch = u.p_epoch, p_seq = u.p_seq, p_time_ns = u.p_time_ns, p_rank = u.p_rank,
+			p_stream = u.p_stream, p_rev = u.p_rev
+		FROM unnest($1::text[], $2::bool[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::int[],
+			$10::bigint[], $11::bigint[])
+			AS u(serial, online, session, reason, p_event, p_epoch, p_seq, p_time_ns, p_rank, p_stream, p_rev)
+		WHERE c.serial = u.serial AND (` + sqlstore.PresenceNewer(` COLLATE "C"`) + `)`
 
 	// infoSQL replaces model, firmware and remote where the online event
-	// is later by (time, id).
+	// is later (scpgate.PresenceAfter).
 	infoSQL = `UPDATE controllers AS c SET model = u.model, firmware = u.firmware, remote = u.remote,
-			i_event = u.i_event, i_epoch = u.i_epoch, i_seq = u.i_seq, i_time_ns = u.i_time_ns
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[])
-			AS u(serial, model, firmware, remote, i_event, i_epoch, i_seq, i_time_ns)
-		WHERE c.serial = u.serial AND (c.i_event = ''
-			OR (u.i_time_ns, u.i_event COLLATE "C") > (c.i_time_ns, c.i_event))`
+			i_event = u.i_event, i_epoch = u.i_epoch, i_seq = u.i_seq, i_time_ns = u.i_time_ns,
+			i_stream = u.i_stream, i_rev = u.i_rev
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
+			$9::bigint[], $10::bigint[])
+			AS u(serial, model, firmware, remote, i_event, i_epoch, i_seq, i_time_ns, i_stream, i_rev)
+		WHERE c.serial = u.serial AND (` + sqlstore.InfoNewer(` COLLATE "C"`) + `)`
 
-	// pointSQL replaces point values where the new event is later by
-	// (boot epoch, seq).
-	pointSQL = `INSERT INTO point_state AS p (controller, type, number, aspect, code, event, boot_epoch, seq, time_ns)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[])
+	// pointSQL replaces point values where the new event is later
+	// (scpgate.Mark.After).
+	pointSQL = `INSERT INTO point_state AS p (controller, type, number, aspect, code, event, boot_epoch, seq, time_ns, stream_seq)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::bigint[],
+			$9::bigint[], $10::bigint[])
 		ON CONFLICT (controller, type, number, aspect) DO UPDATE SET
 			code = excluded.code, event = excluded.event, boot_epoch = excluded.boot_epoch,
-			seq = excluded.seq, time_ns = excluded.time_ns
-		WHERE (excluded.boot_epoch, excluded.seq) > (p.boot_epoch, p.seq)`
+			seq = excluded.seq, time_ns = excluded.time_ns, stream_seq = excluded.stream_seq
+		WHERE ` + sqlstore.PointNewer("excluded", "p")
 )
 
 // maxAttempts bounds how often a batch is retried after a deadlock or
@@ -79,6 +85,9 @@ func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results 
 	}
 	if len(events) == 0 && len(results) == 0 {
 		return 0, nil
+	}
+	for i := range events {
+		events[i].Inserted = false
 	}
 	ev, err := eventColumns(events)
 	if err != nil {
@@ -104,13 +113,14 @@ func (s *Store) writeOnce(ctx context.Context, ev *eventCols, rs *resultCols) (i
 	defer tx.Rollback(ctx)
 	inserted := 0
 	var states []*scpgate.ControllerState
+	var ids []string
 	if ev != nil {
 		rows, err := tx.Query(ctx, insertEventsSQL, ev.id, ev.controller, ev.kind, ev.epoch, ev.seq, ev.timeNS,
 			ev.receivedNS, ev.code, ev.srcType, ev.srcNum, ev.doc)
 		if err != nil {
 			return 0, fmt.Errorf("insert %d events: %w", len(ev.id), err)
 		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
 		if err != nil {
 			return 0, fmt.Errorf("insert %d events: %w", len(ev.id), err)
 		}
@@ -137,6 +147,9 @@ func (s *Store) writeOnce(ctx context.Context, ev *eventCols, rs *resultCols) (i
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("commit write batch: %w", err)
+	}
+	if len(ids) > 0 {
+		ev.markInserted(ids)
 	}
 	return inserted, nil
 }
@@ -218,6 +231,20 @@ func (c *eventCols) statesOf(inserted []string) []*scpgate.ControllerState {
 	return out
 }
 
+// markInserted sets Inserted on the events whose ids were inserted.
+func (c *eventCols) markInserted(inserted []string) {
+	is := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		is[id] = true
+	}
+	for _, e := range c.events {
+		if is[e.ID] {
+			e.Inserted = true
+			delete(is, e.ID) // a repeat in the batch was not inserted
+		}
+	}
+}
+
 // queueStates queues the statements merging states (sorted by serial)
 // into the stored state.
 func queueStates(b *pgx.Batch, states []*scpgate.ControllerState) {
@@ -227,19 +254,19 @@ func queueStates(b *pgx.Batch, states []*scpgate.ControllerState) {
 	var serials []string
 	var lastSeen []int64
 	var p struct {
-		serial, session, reason, event []string
-		online                         []bool
-		epoch, seq, timeNS             []int64
-		rank                           []int32
+		serial, session, reason, event  []string
+		online                          []bool
+		epoch, seq, timeNS, stream, rev []int64
+		rank                            []int32
 	}
 	var in struct {
 		serial, model, firmware, remote, event []string
-		epoch, seq, timeNS                     []int64
+		epoch, seq, timeNS, stream, rev        []int64
 	}
 	var pt struct {
 		controller, typ, aspect, code, event []string
 		number                               []int32
-		epoch, seq, timeNS                   []int64
+		epoch, seq, timeNS, stream           []int64
 	}
 	for _, c := range states {
 		serials = append(serials, c.Serial)
@@ -254,6 +281,8 @@ func queueStates(b *pgx.Batch, states []*scpgate.ControllerState) {
 			p.seq = append(p.seq, int64(m.Seq))
 			p.timeNS = append(p.timeNS, m.Time.UnixNano())
 			p.rank = append(p.rank, int32(scpgate.PresenceRank(c.Online)))
+			p.stream = append(p.stream, int64(m.StreamSeq))
+			p.rev = append(p.rev, int64(m.SessionRev))
 		}
 		if m := c.InfoAt; !m.IsZero() {
 			in.serial = append(in.serial, c.Serial)
@@ -264,6 +293,8 @@ func queueStates(b *pgx.Batch, states []*scpgate.ControllerState) {
 			in.epoch = append(in.epoch, int64(m.BootEpoch))
 			in.seq = append(in.seq, int64(m.Seq))
 			in.timeNS = append(in.timeNS, m.Time.UnixNano())
+			in.stream = append(in.stream, int64(m.StreamSeq))
+			in.rev = append(in.rev, int64(m.SessionRev))
 		}
 		// Points() has a fixed order, so every writer locks rows in the
 		// same order.
@@ -277,17 +308,18 @@ func queueStates(b *pgx.Batch, states []*scpgate.ControllerState) {
 			pt.epoch = append(pt.epoch, int64(u.At.BootEpoch))
 			pt.seq = append(pt.seq, int64(u.At.Seq))
 			pt.timeNS = append(pt.timeNS, u.At.Time.UnixNano())
+			pt.stream = append(pt.stream, int64(u.At.StreamSeq))
 		}
 	}
 	b.Queue(lastSeenSQL, serials, lastSeen)
 	if len(p.serial) > 0 {
-		b.Queue(presenceSQL, p.serial, p.online, p.session, p.reason, p.event, p.epoch, p.seq, p.timeNS, p.rank)
+		b.Queue(presenceSQL, p.serial, p.online, p.session, p.reason, p.event, p.epoch, p.seq, p.timeNS, p.rank, p.stream, p.rev)
 	}
 	if len(in.serial) > 0 {
-		b.Queue(infoSQL, in.serial, in.model, in.firmware, in.remote, in.event, in.epoch, in.seq, in.timeNS)
+		b.Queue(infoSQL, in.serial, in.model, in.firmware, in.remote, in.event, in.epoch, in.seq, in.timeNS, in.stream, in.rev)
 	}
 	if len(pt.controller) > 0 {
-		b.Queue(pointSQL, pt.controller, pt.typ, pt.number, pt.aspect, pt.code, pt.event, pt.epoch, pt.seq, pt.timeNS)
+		b.Queue(pointSQL, pt.controller, pt.typ, pt.number, pt.aspect, pt.code, pt.event, pt.epoch, pt.seq, pt.timeNS, pt.stream)
 	}
 }
 

@@ -29,6 +29,8 @@ func Run(t *testing.T, open Open) {
 		{"InvalidInput", testInvalidInput},
 		{"StateNoRegress", testStateNoRegress},
 		{"PresenceOrder", testPresenceOrder},
+		{"BootEpochDown", testBootEpochDown},
+		{"PresenceOwnership", testPresenceOwnership},
 		{"StateAnyOrder", testStateAnyOrder},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"Pagination", testPagination},
