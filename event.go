@@ -65,6 +65,10 @@ type Event struct {
 	// when the controller's boot epoch goes down. State uses it to order
 	// transactions of different boot epochs (see Mark.After).
 	StreamSeq uint64 `json:"-"`
+	// Doc is the document as published, when known (ingest sets it from
+	// the message): stores keep it as the event's document instead of
+	// encoding the event again. It must be the JSON of this event.
+	Doc []byte `json:"-"`
 	// Inserted is set by Store.WriteBatch on each event it newly stored
 	// (not on one it already held). It is not published.
 	Inserted bool `json:"-"`

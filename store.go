@@ -3,6 +3,7 @@ package scpgate
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -75,6 +76,19 @@ func CheckEvent(ev *Event) error {
 			EventID(ev.Controller, ev.BootEpoch, ev.Seq))
 	}
 	return nil
+}
+
+// EventDoc returns the JSON document a store keeps for ev: ev.Doc when
+// set, else ev encoded.
+func EventDoc(ev *Event) ([]byte, error) {
+	if ev.Doc != nil {
+		return ev.Doc, nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	return b, nil
 }
 
 // CheckResult reports why r cannot be stored, or nil. The error wraps

@@ -30,6 +30,10 @@ import (
 // share on each stream.
 const DefaultDurable = "scpgate-ingest"
 
+// DefaultBatch is the largest number of messages written in one
+// transaction unless Options.Batch says otherwise.
+const DefaultBatch = 2000
+
 // Options configure a Service. Zero values take the defaults of
 // Options.withDefaults.
 type Options struct {
@@ -59,14 +63,14 @@ type Options struct {
 }
 
 // withDefaults returns o with its defaults filled in: durable
-// "scpgate-ingest", batches of 500, 1 s fetch wait, 30 s ack wait, 1 s
+// "scpgate-ingest", batches of 2,000, 1 s fetch wait, 30 s ack wait, 1 s
 // retry delay, lag refreshed every 5 s, 8 state workers.
 func (o Options) withDefaults() Options {
 	if o.Durable == "" {
 		o.Durable = DefaultDurable
 	}
 	if o.Batch <= 0 {
-		o.Batch = 500
+		o.Batch = DefaultBatch
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = time.Second
@@ -147,8 +151,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info().Str("durable", s.opts.Durable).Int("batch", s.opts.Batch).Bool("state_kv", s.kv != nil).Msg("ingest running")
 	var wg sync.WaitGroup
-	wg.Go(func() { s.loop(ctx, streams.EventsStream, evCons, s.handleEvents) })
-	wg.Go(func() { s.loop(ctx, streams.ResultsStream, resCons, s.handleResults) })
+	wg.Go(func() { s.loop(ctx, streams.EventsStream, evCons, s.eventStage()) })
+	wg.Go(func() { s.loop(ctx, streams.ResultsStream, resCons, s.resultStage()) })
 	wg.Go(func() { s.watchLag(ctx, evCons, resCons) })
 	wg.Wait()
 	s.log.Info().Msg("ingest stopped")

@@ -49,6 +49,7 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store scpgate.Store, s
 					if md, err := m.Metadata(); err == nil {
 						ev.StreamSeq = md.Sequence.Stream
 					}
+					ev.Doc = m.Data()
 					events = append(events, ev)
 				}
 			}

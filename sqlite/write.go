@@ -57,6 +57,25 @@ var (
 		WHERE ` + sqlstore.PointNewer("excluded", "p")
 )
 
+// writeStatements are the statements WriteBatch runs, prepared once on
+// the writer connection by Open.
+func writeStatements() []string {
+	return []string{insertEventSQL, insertResultSQL, lastSeenSQL, presenceSQL, infoSQL, pointSQL}
+}
+
+// prepare prepares the write statements on the writer connection.
+func (s *Store) prepare() error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range writeStatements() {
+		st, err := s.w.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("prepare %.40s...: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
 // WriteBatch implements scpgate.Store: one IMMEDIATE transaction inserts
 // the events and results it does not hold and updates the state of the
 // controllers the new events belong to.
@@ -76,14 +95,14 @@ func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results 
 	}
 	defer tx.Rollback()
 	fresh := make([]bool, len(events))
-	inserted, states, err := insertEvents(ctx, tx, events, fresh)
+	inserted, states, err := s.insertEvents(ctx, tx, events, fresh)
 	if err != nil {
 		return 0, err
 	}
-	if err := writeStates(ctx, tx, states); err != nil {
+	if err := s.writeStates(ctx, tx, states); err != nil {
 		return 0, err
 	}
-	n, err := insertResults(ctx, tx, results)
+	n, err := s.insertResults(ctx, tx, results)
 	if err != nil {
 		return 0, err
 	}
@@ -98,22 +117,19 @@ func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results 
 
 // insertEvents inserts events and returns how many were new (marking
 // them in fresh) and the state the new ones set, per controller.
-func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event, fresh []bool) (int, map[string]*scpgate.ControllerState, error) {
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event, fresh []bool) (int, map[string]*scpgate.ControllerState, error) {
 	if len(events) == 0 {
 		return 0, nil, nil
 	}
-	stmt, err := tx.PrepareContext(ctx, insertEventSQL)
-	if err != nil {
-		return 0, nil, fmt.Errorf("prepare event insert: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, s.stmts[insertEventSQL])
 	defer stmt.Close()
 	states := map[string]*scpgate.ControllerState{}
 	inserted := 0
 	for i := range events {
 		ev := &events[i]
-		doc, err := json.Marshal(ev)
+		doc, err := scpgate.EventDoc(ev)
 		if err != nil {
-			return 0, nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+			return 0, nil, err
 		}
 		var srcType sql.NullString
 		var srcNum sql.NullInt64
@@ -143,7 +159,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event, fresh
 
 // writeStates merges the state set by a batch into the stored state, each
 // value only where the batch's is newer.
-func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.ControllerState) error {
+func (s *Store) writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.ControllerState) error {
 	if len(states) == 0 {
 		return nil
 	}
@@ -154,10 +170,7 @@ func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.Con
 	slices.Sort(serials)
 	stmts := map[string]*sql.Stmt{}
 	for _, q := range []string{lastSeenSQL, presenceSQL, infoSQL, pointSQL} {
-		st, err := tx.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare state update: %w", err)
-		}
+		st := tx.StmtContext(ctx, s.stmts[q])
 		defer st.Close()
 		stmts[q] = st
 	}
@@ -192,14 +205,11 @@ func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.Con
 }
 
 // insertResults inserts the results not stored yet and returns how many.
-func insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (int, error) {
+func (s *Store) insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (int, error) {
 	if len(results) == 0 {
 		return 0, nil
 	}
-	stmt, err := tx.PrepareContext(ctx, insertResultSQL)
-	if err != nil {
-		return 0, fmt.Errorf("prepare result insert: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, s.stmts[insertResultSQL])
 	defer stmt.Close()
 	inserted := 0
 	for i := range results {

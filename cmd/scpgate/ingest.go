@@ -27,7 +27,7 @@ type ingestConfig struct {
 	HTTPListen string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the query API, /healthz and /readyz"`
 	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH or a postgres:// URL"`
 	Durable    string        `envconfig:"INGEST_DURABLE" default:"scpgate-ingest" desc:"name of the consumer shared by all ingest instances"`
-	Batch      int           `envconfig:"INGEST_BATCH" default:"500" desc:"most events written in one transaction"`
+	Batch      int           `envconfig:"INGEST_BATCH" default:"2000" desc:"most events written in one transaction"`
 	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" desc:"/readyz fails when ingest is further behind than this"`
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
 	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
