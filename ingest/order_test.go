@@ -136,3 +136,108 @@ func TestPresenceOwnership(t *testing.T) {
 		})
 	})
 }
+
+// reversedEpochs returns events (storetest.History order) with every boot
+// epoch turned around, so that each reboot comes back with a LOWER boot
+// epoch, and with presence events carrying increasing scp_sessions
+// revisions in the order their sessions started, as drivers claim them.
+func reversedEpochs(events []scpgate.Event) []scpgate.Event {
+	out := make([]scpgate.Event, len(events))
+	revs := map[string]uint64{} // session -> revision
+	var next uint64
+	for i, ev := range events {
+		ev.BootEpoch = 1<<31 - ev.BootEpoch
+		if ev.Kind == scpgate.KindPresence {
+			p := *ev.Presence
+			if revs[p.Session] == 0 {
+				next++
+				revs[p.Session] = next
+			}
+			p.SessionRev = revs[p.Session]
+			ev.Presence = &p
+		} else {
+			ev.ID = scpgate.EventID(ev.Controller, ev.BootEpoch, ev.Seq)
+		}
+		out[i] = ev
+	}
+	return out
+}
+
+// TestSharedConsumerOrder: two instances share the durable consumer and
+// write batches in whatever order they finish; per-controller state still
+// ends as the stream order says, with boot epochs going down and presence
+// moving between sessions, in the store and in the state bucket.
+func TestSharedConsumerOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		e := newEnv(t)
+		db := b.db(t)
+		stores := []scpgate.Store{b.open(t, db), b.open(t, db)}
+		var svcs []*ingest.Service
+		for _, s := range stores {
+			svcs = append(svcs, run(t, ingest.Options{JS: e.js, Store: s, StateKV: e.h.State, Batch: 20}))
+		}
+		events := reversedEpochs(storetest.History(21, 6, 150))
+		down := 0
+		for i := 1; i < len(events); i++ {
+			if events[i].Controller == events[i-1].Controller && events[i].Kind != scpgate.KindPresence &&
+				events[i].BootEpoch < events[i-1].BootEpoch {
+				down++
+			}
+		}
+		if down == 0 {
+			t.Fatal("no boot epoch goes down in the generated history")
+		}
+		for i := 0; i < len(events); i += 60 {
+			e.publish(t, true, events[i:min(i+60, len(events))], nil)
+		}
+		e.waitDrained(t, stores[0], len(events))
+		want := storetest.Expected(events)
+		checkLastInStreamOrder(t, events, want)
+		storetest.SameStates(t, stores[1], want)
+		checkKV(t, e.h.State, want)
+		busy := 0
+		for _, s := range svcs {
+			if s.Stats().Events > 0 {
+				busy++
+			}
+		}
+		t.Logf("%d boot epochs went down; %d of %d instances stored events", down, busy, len(svcs))
+	})
+}
+
+// checkLastInStreamOrder fails t unless every point and presence register
+// of want holds what the last event setting it says, in the order events
+// were published: the rule, written without scpgate.Mark.
+func checkLastInStreamOrder(t *testing.T, events []scpgate.Event, want map[string]*scpgate.ControllerState) {
+	t.Helper()
+	last := map[string]string{} // register -> code
+	type pres struct {
+		online  bool
+		session string
+	}
+	presence := map[string]pres{}
+	for i := range events {
+		ev := &events[i]
+		if ev.Kind == scpgate.KindPresence {
+			if ev.Code == "offline" && ev.Presence.Reason == string(scpgate.ReasonTakenOver) {
+				continue
+			}
+			presence[ev.Controller] = pres{ev.Code == "online", ev.Presence.Session}
+			continue
+		}
+		if u, ok := scpgate.PointUpdateOf(ev); ok {
+			last[fmt.Sprintf("%s/%s/%d/%s", ev.Controller, u.Type, u.Number, u.Aspect)] = u.Code
+		}
+	}
+	for serial, c := range want {
+		if p := presence[serial]; c.Online != p.online || c.Session != p.session {
+			t.Fatalf("%s: state online=%v in %s, last presence says online=%v in %s", serial, c.Online, c.Session, p.online, p.session)
+		}
+		for _, u := range c.Points() {
+			key := fmt.Sprintf("%s/%s/%d/%s", serial, u.Type, u.Number, u.Aspect)
+			if last[key] != u.Code {
+				t.Fatalf("%s: state %s, last event in stream order says %s", key, u.Code, last[key])
+			}
+		}
+	}
+}
