@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/streams"
@@ -73,31 +75,21 @@ type stage struct {
 
 // loop fetches batches from cons and hands them to st until ctx is done.
 // Messages that arrived together are handled together, so a busy stream
-// is written in full batches and a quiet one without delay. One batch is
-// written while the next is fetched and decoded; the order in which
-// batches are written does not matter (the store skips what it holds and
-// state only moves forward), but after a failed write the batches in
-// flight are delivered again later rather than written.
+// is written in full batches and a quiet one without delay. Up to
+// Options.Writers batches are written while the next is fetched and
+// decoded; the order in which batches are written does not matter (the
+// store skips what it holds and state only moves forward), but after a
+// failed write the batches in flight are delivered again later rather
+// than written.
 func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consumer, st stage) {
 	log := s.log.With().Str("stream", stream).Logger()
 	var failed atomic.Bool // a write failed: nak until the pause is over
-	queue := make(chan *batch, 1)
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		for b := range queue {
-			if failed.Load() || ctx.Err() != nil {
-				nakAll(b.msgs, s.opts.RetryDelay) // another instance, or this one later, takes them
-				continue
-			}
-			if err := st.write(ctx, b); err != nil {
-				failed.Store(true)
-				s.failures.Add(1)
-				log.Error().Err(err).Int("messages", len(b.msgs)).Dur("retry_in", s.opts.RetryDelay).Msg("batch not stored; delivered again later")
-			}
-		}
-	}()
-	defer func() { close(queue); <-writerDone }()
+	queue := make(chan *batch, s.opts.Writers)
+	var writers sync.WaitGroup
+	for range s.opts.Writers {
+		writers.Go(func() { s.writeLoop(ctx, log, queue, &failed, st) })
+	}
+	defer func() { close(queue); writers.Wait() }()
 	for ctx.Err() == nil {
 		mb, err := cons.Fetch(s.opts.Batch, jetstream.FetchMaxWait(s.opts.MaxWait))
 		if err != nil {
@@ -136,6 +128,23 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 		if failed.Load() {
 			pause(ctx, s.opts.RetryDelay)
 			failed.Store(false)
+		}
+	}
+}
+
+// writeLoop writes the batches of queue until it is closed; after a
+// failed write (failed set) it naks them instead, until the loop's pause
+// is over.
+func (s *Service) writeLoop(ctx context.Context, log zerolog.Logger, queue <-chan *batch, failed *atomic.Bool, st stage) {
+	for b := range queue {
+		if failed.Load() || ctx.Err() != nil {
+			nakAll(b.msgs, s.opts.RetryDelay) // another instance, or this one later, takes them
+			continue
+		}
+		if err := st.write(ctx, b); err != nil {
+			failed.Store(true)
+			s.failures.Add(1)
+			log.Error().Err(err).Int("messages", len(b.msgs)).Dur("retry_in", s.opts.RetryDelay).Msg("batch not stored; delivered again later")
 		}
 	}
 }

@@ -34,6 +34,10 @@ const DefaultDurable = "scpgate-ingest"
 // transaction unless Options.Batch says otherwise.
 const DefaultBatch = 2000
 
+// DefaultWriters is the number of batches of one stream written at the
+// same time unless Options.Writers says otherwise.
+const DefaultWriters = 2
+
 // Options configure a Service. Zero values take the defaults of
 // Options.withDefaults.
 type Options struct {
@@ -45,6 +49,11 @@ type Options struct {
 	Durable string
 	// Batch is the largest number of messages written in one transaction.
 	Batch int
+	// Writers is the number of batches of one stream written at the same
+	// time. Batches may be written in any order (state is ordered by
+	// stream sequence, not by arrival), so a store that writes in parallel
+	// (PostgreSQL) can use several connections.
+	Writers int
 	// MaxWait is how long one fetch waits for messages.
 	MaxWait time.Duration
 	// AckWait is how long the server waits for an ack before redelivering.
@@ -63,7 +72,7 @@ type Options struct {
 }
 
 // withDefaults returns o with its defaults filled in: durable
-// "scpgate-ingest", batches of 2,000, 1 s fetch wait, 30 s ack wait, 1 s
+// "scpgate-ingest", batches of 2,000, 2 writers, 1 s fetch wait, 30 s ack wait, 1 s
 // retry delay, lag refreshed every 5 s, 8 state workers.
 func (o Options) withDefaults() Options {
 	if o.Durable == "" {
@@ -71,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
+	}
+	if o.Writers <= 0 {
+		o.Writers = DefaultWriters
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = time.Second

@@ -28,6 +28,7 @@ type ingestConfig struct {
 	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH or a postgres:// URL"`
 	Durable    string        `envconfig:"INGEST_DURABLE" default:"scpgate-ingest" desc:"name of the consumer shared by all ingest instances"`
 	Batch      int           `envconfig:"INGEST_BATCH" default:"2000" desc:"most events written in one transaction"`
+	Writers    int           `envconfig:"INGEST_WRITERS" default:"2" desc:"batches of one stream written at the same time (PostgreSQL uses a connection each; SQLite has one writer)"`
 	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" desc:"/readyz fails when ingest is further behind than this"`
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
 	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" desc:"log level: debug, info, warn, error"`
@@ -110,7 +111,7 @@ func runIngest(ctx context.Context, args []string) error {
 		log.Info().Dur("took", time.Since(start)).Msg("rebuild finished")
 		return nil
 	}
-	opts := ingest.Options{JS: js, Store: store, Durable: cfg.Durable, Batch: cfg.Batch, Log: log}
+	opts := ingest.Options{JS: js, Store: store, Durable: cfg.Durable, Batch: cfg.Batch, Writers: cfg.Writers, Log: log}
 	if cfg.State {
 		opts.StateKV = h.State
 	}
