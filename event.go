@@ -63,6 +63,19 @@ type Event struct {
 	Card        *Card     `json:"card,omitempty"`     // access events
 	Lost        uint32    `json:"lost,omitempty"`     // system/log_over_limit: transactions overwritten
 	Presence    *Presence `json:"presence,omitempty"` // presence events
+	// StreamSeq is the sequence of the SCP_EVENTS message the event was
+	// read from, set by ingest (0 when unknown). It is not published: the
+	// stream assigns it on storage, so it is monotonic per controller even
+	// when the controller's boot epoch goes down. State uses it to order
+	// transactions of different boot epochs (see Mark.After).
+	StreamSeq uint64 `json:"-"`
+	// Doc is the document as published, when known (ingest sets it from
+	// the message): stores keep it as the event's document instead of
+	// encoding the event again. It must be the JSON of this event.
+	Doc []byte `json:"-"`
+	// Inserted is set by Store.WriteBatch on each event it newly stored
+	// (not on one it already held). It is not published.
+	Inserted bool `json:"-"`
 }
 
 // Source names what raised an event: the controller itself or one of its
@@ -86,6 +99,12 @@ type Presence struct {
 	Model    string `json:"model,omitempty"`
 	Firmware string `json:"firmware,omitempty"`
 	Reason   string `json:"reason,omitempty"` // why the session ended (a CloseReason)
+	// SessionRev is the revision of the scp_sessions entry the session
+	// wrote when it claimed the controller (on offline: its latest such
+	// write). Revisions grow with every claim, so the newer owner has the
+	// higher one: presence is ordered by it, not by time. 0 when the
+	// session never claimed the controller or the driver predates it.
+	SessionRev uint64 `json:"session_rev,omitempty"`
 }
 
 // EventID returns the message id of a controller transaction:

@@ -130,11 +130,13 @@ func (c *Card) UnmarshalJSON(b []byte) error {
 // MarshalJSON encodes m with its time in TimeFormatMS.
 func (m Mark) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		Event     string `json:"event"`
-		BootEpoch uint32 `json:"boot_epoch,omitempty"`
-		Seq       uint32 `json:"seq,omitempty"`
-		Time      msTime `json:"time"`
-	}{m.Event, m.BootEpoch, m.Seq, msTime(m.Time)})
+		Event      string `json:"event"`
+		BootEpoch  uint32 `json:"boot_epoch,omitempty"`
+		Seq        uint32 `json:"seq,omitempty"`
+		StreamSeq  uint64 `json:"stream_seq,omitempty"`
+		SessionRev uint64 `json:"session_rev,omitempty"`
+		Time       msTime `json:"time"`
+	}{m.Event, m.BootEpoch, m.Seq, m.StreamSeq, m.SessionRev, msTime(m.Time)})
 }
 
 // MarshalJSON encodes c with last_seen in TimeFormatNS.

@@ -8,40 +8,58 @@ import (
 // Current state is derived from events by last-writer-wins registers: each
 // value (a controller's presence, a door's position, a door's lock, an
 // input, an output) remembers the Mark of the event that set it and is
-// replaced only by an event that is newer. Transactions are ordered per
-// controller by (boot epoch, seq); presence events by time, an offline
-// after an online at the same instant. The result does not depend on the
-// order events are applied in, so redelivery and parallel ingest cannot
-// move state back.
+// replaced only by an event that is newer (Mark.After for transactions,
+// PresenceAfter for presence). The result does not depend on the order
+// events are applied in, so redelivery and parallel ingest cannot move
+// state back.
 
-// Mark identifies the event that set a state value.
+// Mark identifies the event that set a state value. StreamSeq is the
+// event's SCP_EVENTS sequence when known; SessionRev the scp_sessions
+// revision of a presence event's session.
 type Mark struct {
-	Event     string    `json:"event"`
-	BootEpoch uint32    `json:"boot_epoch,omitempty"`
-	Seq       uint32    `json:"seq,omitempty"`
-	Time      time.Time `json:"time"`
+	Event      string    `json:"event"`
+	BootEpoch  uint32    `json:"boot_epoch,omitempty"`
+	Seq        uint32    `json:"seq,omitempty"`
+	StreamSeq  uint64    `json:"stream_seq,omitempty"`
+	SessionRev uint64    `json:"session_rev,omitempty"`
+	Time       time.Time `json:"time"`
 }
 
 // MarkOf returns the mark of ev.
 func MarkOf(ev *Event) Mark {
-	return Mark{Event: ev.ID, BootEpoch: ev.BootEpoch, Seq: ev.Seq, Time: ev.Time.UTC()}
+	m := Mark{Event: ev.ID, BootEpoch: ev.BootEpoch, Seq: ev.Seq, StreamSeq: ev.StreamSeq, Time: ev.Time.UTC()}
+	if ev.Presence != nil {
+		m.SessionRev = ev.Presence.SessionRev
+	}
+	return m
 }
 
 // IsZero reports whether m is unset.
 func (m Mark) IsZero() bool { return m.Event == "" }
 
-// After reports whether m is later than o in transaction order
-// (boot epoch, seq). Every set mark is after an unset one.
+// After reports whether m is later than o in a controller's transaction
+// order. Every set mark is after an unset one.
+//
+// Within one boot epoch the controller's seq orders exactly, even when a
+// transaction whose publish failed lands in the stream after a later one.
+// Across boot epochs the epoch says nothing (a controller whose clock was
+// reset or that was replaced comes back with a lower one): the
+// transaction stored later in SCP_EVENTS, by StreamSeq, is the later one.
+// A mark without StreamSeq (written before it was recorded, or by a
+// writer that does not know it) is older than one with it; between two
+// without, the higher boot epoch wins.
 func (m Mark) After(o Mark) bool {
 	switch {
 	case m.IsZero():
 		return false
 	case o.IsZero():
 		return true
-	case m.BootEpoch != o.BootEpoch:
-		return m.BootEpoch > o.BootEpoch
+	case m.BootEpoch == o.BootEpoch:
+		return m.Seq > o.Seq
+	case m.StreamSeq != o.StreamSeq:
+		return m.StreamSeq > o.StreamSeq
 	}
-	return m.Seq > o.Seq
+	return m.BootEpoch > o.BootEpoch
 }
 
 // Point types: the things of a controller that have a state.
@@ -265,13 +283,25 @@ func PresenceRank(online bool) int {
 }
 
 // PresenceAfter reports whether the presence event marked m (online or
-// not) is newer than the one marked o: by time, then rank, then id.
+// not) is newer than the one marked o.
+//
+// Presence is ordered by session ownership, not by clocks: the event of
+// the session with the higher scp_sessions revision (SessionRev) wins, so
+// an old session's offline that arrives after the new session's online
+// does not mark the controller offline. Within one session its offline
+// follows its online. Between events without a revision (from drivers
+// that did not record it) the order is by time, then offline after
+// online, then id.
 func PresenceAfter(m Mark, mOnline bool, o Mark, oOnline bool) bool {
 	switch {
 	case m.IsZero():
 		return false
 	case o.IsZero():
 		return true
+	case m.SessionRev != o.SessionRev:
+		return m.SessionRev > o.SessionRev
+	case m.SessionRev != 0 && PresenceRank(mOnline) != PresenceRank(oOnline):
+		return PresenceRank(mOnline) > PresenceRank(oOnline)
 	case !m.Time.Equal(o.Time):
 		return m.Time.After(o.Time)
 	case PresenceRank(mOnline) != PresenceRank(oOnline):

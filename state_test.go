@@ -146,3 +146,100 @@ func ExampleControllerState_Apply() {
 	// false
 	// forced_open true C1.7.10
 }
+
+func TestMarkAfter(t *testing.T) {
+	m := func(epoch, seq uint32, stream uint64) scpgate.Mark {
+		return scpgate.Mark{Event: fmt.Sprintf("C.%d.%d", epoch, seq), BootEpoch: epoch, Seq: seq, StreamSeq: stream}
+	}
+	tests := []struct {
+		name string
+		a, b scpgate.Mark
+		want bool
+	}{
+		{"set after unset", m(1, 1, 0), scpgate.Mark{}, true},
+		{"unset never after", scpgate.Mark{}, m(1, 1, 0), false},
+		{"same epoch: seq decides", m(5, 9, 10), m(5, 8, 20), true},
+		{"same epoch: landed later but older seq", m(5, 8, 20), m(5, 9, 10), false},
+		{"epoch went down, stored later", m(3, 1, 30), m(9, 50, 29), true},
+		{"epoch went up, stored later", m(9, 1, 30), m(3, 50, 29), true},
+		{"other epoch stored earlier", m(9, 50, 29), m(3, 1, 30), false},
+		{"with stream seq after without", m(3, 1, 1), m(9, 50, 0), true},
+		{"both without: higher epoch", m(9, 1, 0), m(3, 50, 0), true},
+		{"same event", m(5, 9, 10), m(5, 9, 10), false},
+	}
+	for _, tt := range tests {
+		if got := tt.a.After(tt.b); got != tt.want {
+			t.Errorf("%s: %+v after %+v: got %v, want %v", tt.name, tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func TestPresenceAfter(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m := func(id string, sec int, rev uint64) scpgate.Mark {
+		return scpgate.Mark{Event: id, Time: at.Add(time.Duration(sec) * time.Second), SessionRev: rev}
+	}
+	tests := []struct {
+		name string
+		a    scpgate.Mark
+		aOn  bool
+		b    scpgate.Mark
+		bOn  bool
+		want bool
+	}{
+		{"old session's late offline", m("a.off", 70, 5), false, m("b.on", 60, 9), true, false},
+		{"new session's online, earlier clock", m("b.on", 60, 9), true, m("a.off", 70, 5), false, true},
+		{"same session: offline after online", m("b.off", 50, 9), false, m("b.on", 60, 9), true, true},
+		{"same session: online not after offline", m("b.on", 60, 9), true, m("b.off", 50, 9), false, false},
+		{"with revision after without", m("b.on", 1, 1), true, m("z.on", 100, 0), true, true},
+		{"without revisions: by time", m("z.off", 100, 0), false, m("y.on", 99, 0), true, true},
+		{"without revisions: offline after online at the same time", m("z.off", 5, 0), false, m("y.on", 5, 0), true, true},
+	}
+	for _, tt := range tests {
+		if got := scpgate.PresenceAfter(tt.a, tt.aOn, tt.b, tt.bOn); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestApplyAnyOrderStreamSeq: with boot epochs going down and stream
+// sequences known, state is the same in any order of applying events, and
+// is the one of the events in stream order.
+func TestApplyAnyOrderStreamSeq(t *testing.T) {
+	events := storetest.History(43, 4, 300)
+	for i := range events {
+		ev := &events[i]
+		ev.BootEpoch = 1<<31 - ev.BootEpoch
+		if ev.Kind != scpgate.KindPresence {
+			ev.ID = scpgate.EventID(ev.Controller, ev.BootEpoch, ev.Seq)
+		}
+		ev.StreamSeq = uint64(i + 1)
+	}
+	want := storetest.Expected(events)
+	r := rand.New(rand.NewPCG(3, 4))
+	for round := range 20 {
+		shuffled := append([]scpgate.Event(nil), events...)
+		shuffled = append(shuffled, events[:round*10]...) // repeats
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		got := storetest.Expected(shuffled)
+		for serial, w := range want {
+			if g, w := storetest.JSON(got[serial]), storetest.JSON(w); g != w {
+				t.Fatalf("round %d, %s:\n got %s\nwant %s", round, serial, g, w)
+			}
+		}
+	}
+	// In stream order, each door ends with the code of its last event.
+	lastDoor := map[string]string{}
+	for i := range events {
+		if u, ok := scpgate.PointUpdateOf(&events[i]); ok && u.Type == scpgate.PointDoor && u.Aspect == scpgate.AspectStatus {
+			lastDoor[fmt.Sprintf("%s/%d", events[i].Controller, u.Number)] = u.Code
+		}
+	}
+	for serial, c := range want {
+		for _, d := range c.Doors {
+			if k := fmt.Sprintf("%s/%d", serial, d.Door); d.StatusAt.Event != "" && d.Status != lastDoor[k] {
+				t.Fatalf("door %s: state %s, last event in stream order %s", k, d.Status, lastDoor[k])
+			}
+		}
+	}
+}

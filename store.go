@@ -3,6 +3,7 @@ package scpgate
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -24,7 +25,8 @@ type Store interface {
 	// newly stored, only where they are newer than what it holds (see
 	// ControllerState.Apply). inserted counts the events and results newly
 	// stored. Invalid input fails the whole batch with ErrInvalidEvent or
-	// ErrInvalidResult.
+	// ErrInvalidResult. On success it sets Event.Inserted on each event it
+	// newly stored and clears it on the others.
 	WriteBatch(ctx context.Context, events []Event, results []Result) (inserted int, err error)
 
 	// QueryEvents returns one page of events matching q, ordered by event
@@ -74,6 +76,19 @@ func CheckEvent(ev *Event) error {
 			EventID(ev.Controller, ev.BootEpoch, ev.Seq))
 	}
 	return nil
+}
+
+// EventDoc returns the JSON document a store keeps for ev: ev.Doc when
+// set, else ev encoded.
+func EventDoc(ev *Event) ([]byte, error) {
+	if ev.Doc != nil {
+		return ev.Doc, nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	return b, nil
 }
 
 // CheckResult reports why r cannot be stored, or nil. The error wraps

@@ -20,6 +20,13 @@ import (
 	"github.com/scpgate/scpgate/sqlite"
 )
 
+// Targets of issue 15 for reading a backlog, in rows/s, on two free
+// cores.
+const (
+	targetIngestSQLite   = 30_000
+	targetIngestPostgres = 60_000
+)
+
 // ingestControllers is the number of controllers the ingest events come
 // from.
 const ingestControllers = 1000
@@ -59,8 +66,13 @@ func runIngest(ctx context.Context, e *env, p Params, r *Result) error {
 		if err != nil {
 			return err
 		}
+		if err := ingestInstances(ctx, e, p, r, 2); err != nil {
+			return err
+		}
+		r.note("instances: 2 ingest services, each with its own connection pool, share a new durable consumer and read the whole of SCP_EVENTS into a new schema; they run in this process and share its CPU (and the machine's) with NATS and PostgreSQL")
 	}
-	r.note("rows/s: %s events of %s controllers are published first; then a new durable consumer reads all of SCP_EVENTS (the row names its size: the second store also reads what the first one's run published) into an empty store (ingest's defaults: batches of 500, no scp_state updates), timed to the last row written", formatValue(float64(p.Events)), formatValue(ingestControllers))
+	r.note("rows/s: %s events of %s controllers are published first; then a new durable consumer reads all of SCP_EVENTS (the row names its size: the second store also reads what the first one's run published) into an empty store (ingest's defaults: batches of %s, no scp_state updates), timed to the last row written", formatValue(float64(p.Events)), formatValue(ingestControllers), formatValue(ingest.DefaultBatch))
+	r.note("CPU per 1,000 rows: CPU time used while the backlog was read, by this process (ingest, and NATS unless --nats) and by the processes named postgres on this machine (all of them: other users of the server count too), per 1,000 rows; less sensitive than rows/s to what else runs on the machine")
 	r.note("lag: events published at %s/s for %s while ingest runs; pending = published - written, sampled every 100 ms; seconds behind = ingest's own measure (age of the oldest unacknowledged message)", formatValue(p.Rate), p.Duration)
 	return nil
 }
@@ -87,6 +99,7 @@ func ingestStore(ctx context.Context, e *env, p Params, r *Result, name string, 
 	var wg sync.WaitGroup
 	defer func() { stop(); wg.Wait() }()
 	written := func() uint64 { s := svc.Stats(); return s.Events + s.Duplicates + s.Invalid }
+	cpu := startIngestCPU()
 	start := time.Now()
 	wg.Go(func() {
 		if err := svc.Run(runCtx); err != nil {
@@ -97,7 +110,16 @@ func ingestStore(ctx context.Context, e *env, p Params, r *Result, name string, 
 		return fmt.Errorf("%s: consume backlog: %w", name, err)
 	}
 	elapsed := time.Since(start)
-	r.add(name+": rows/s (backlog of "+formatValue(float64(backlog))+")", float64(backlog)/elapsed.Seconds(), "rows/s")
+	self, pg := cpu.used()
+	goal := float64(targetIngestSQLite)
+	if name == "postgres" {
+		goal = targetIngestPostgres
+	}
+	r.atLeast(name+": rows/s (backlog of "+formatValue(float64(backlog))+")", float64(backlog)/elapsed.Seconds(), "rows/s", goal)
+	r.add(name+": CPU per 1,000 rows, this process", float64(self.Microseconds())/float64(backlog), "ms")
+	if name == "postgres" {
+		r.add(name+": CPU per 1,000 rows, local PostgreSQL processes", float64(pg.Microseconds())/float64(backlog), "ms")
+	}
 
 	// Lag at a steady rate.
 	e.log.Info().Str("store", name).Float64("rate", p.Rate).Dur("duration", p.Duration).Msg("ingest: lag at a steady rate")

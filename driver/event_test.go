@@ -39,7 +39,7 @@ func docExamples() []docExample {
 	access.Card, access.Facility = 8123456, 105
 	overflow := tx(1, scpbridge.SourceController, 0, scpbridge.TranSystem, scpbridge.SystemLogOverLimit)
 	overflow.Lost = 312
-	p := scpgate.Presence{Session: "5f0c6a1e9b2d4c7f", Remote: "10.20.30.40:51544", Model: "SCP-2000", Firmware: "1.0.0"}
+	p := scpgate.Presence{Session: "5f0c6a1e9b2d4c7f", Remote: "10.20.30.40:51544", Model: "SCP-2000", Firmware: "1.0.0", SessionRev: 48213}
 	off := p
 	off.Reason = string(scpgate.ReasonDrained)
 	return []docExample{

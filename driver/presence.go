@@ -103,7 +103,9 @@ func (s *session) presenceStart() {
 	if ok {
 		s.owned(rev)
 	}
-	ev := PresenceEvent(s.serial, s.epoch, s.presenceOf(""), PresenceOnline, s.since, d.opts.ID)
+	p := s.presenceOf("")
+	p.SessionRev = rev // orders this session's presence after older sessions'
+	ev := PresenceEvent(s.serial, s.epoch, p, PresenceOnline, s.since, d.opts.ID)
 	d.publishPresence(s, &ev)
 }
 
@@ -146,7 +148,9 @@ func (s *session) endPresence(reason scpgate.CloseReason) {
 				return err
 			})
 		}
-		ev := PresenceEvent(s.serial, s.epoch, s.presenceOf(reason), PresenceOffline, time.Now(), d.opts.ID)
+		p := s.presenceOf(reason)
+		p.SessionRev = rev
+		ev := PresenceEvent(s.serial, s.epoch, p, PresenceOffline, time.Now(), d.opts.ID)
 		d.publishPresence(s, &ev)
 	})
 }

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/streams"
@@ -51,16 +54,42 @@ func decodeResult(subject string, data []byte) (scpgate.Result, error) {
 	return r, nil
 }
 
-// handler writes one batch of messages and acknowledges them, or naks
-// them and returns an error.
-type handler func(ctx context.Context, msgs []jetstream.Msg) error
+// batch is a set of messages fetched together, decoded, to be written in
+// one transaction. The messages that could not be decoded are already
+// terminated and left out.
+type batch struct {
+	msgs        []jetstream.Msg
+	events      []scpgate.Event
+	results     []scpgate.Result
+	redelivered []bool // per event: delivered before
+}
 
-// loop fetches batches from cons and hands them to handle until ctx is
-// done. Messages that arrived together are handled together, so a busy
-// stream is written in full batches and a quiet one without delay.
-func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consumer, handle handler) {
+// stage is how one stream's messages are handled: decode runs in the
+// fetching goroutine, write (store, then acknowledge, or nak and return an
+// error) in the writing one, so that the next batch is fetched and decoded
+// while one is written.
+type stage struct {
+	decode func(msgs []jetstream.Msg) *batch
+	write  func(ctx context.Context, b *batch) error
+}
+
+// loop fetches batches from cons and hands them to st until ctx is done.
+// Messages that arrived together are handled together, so a busy stream
+// is written in full batches and a quiet one without delay. Up to
+// Options.Writers batches are written while the next is fetched and
+// decoded; the order in which batches are written does not matter (the
+// store skips what it holds and state only moves forward), but after a
+// failed write the batches in flight are delivered again later rather
+// than written.
+func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consumer, st stage) {
 	log := s.log.With().Str("stream", stream).Logger()
-	buf := make([]jetstream.Msg, 0, s.opts.Batch)
+	var failed atomic.Bool // a write failed: nak until the pause is over
+	queue := make(chan *batch, s.opts.Writers)
+	var writers sync.WaitGroup
+	for range s.opts.Writers {
+		writers.Go(func() { s.writeLoop(ctx, log, queue, &failed, st) })
+	}
+	defer func() { close(queue); writers.Wait() }()
 	for ctx.Err() == nil {
 		mb, err := cons.Fetch(s.opts.Batch, jetstream.FetchMaxWait(s.opts.MaxWait))
 		if err != nil {
@@ -69,9 +98,9 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 			continue
 		}
 		msgs := mb.Messages()
-		failed := false
 		for m := range msgs {
-			buf = append(buf[:0], m)
+			buf := make([]jetstream.Msg, 1, s.opts.Batch)
+			buf[0] = m
 		drain:
 			for len(buf) < s.opts.Batch {
 				select {
@@ -84,22 +113,38 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 					break drain
 				}
 			}
-			if failed || ctx.Err() != nil {
-				nakAll(buf, s.opts.RetryDelay) // another instance, or this one later, takes them
+			if failed.Load() || ctx.Err() != nil {
+				nakAll(buf, s.opts.RetryDelay)
 				continue
 			}
-			if err := handle(ctx, buf); err != nil {
-				failed = true
-				s.failures.Add(1)
-				log.Error().Err(err).Int("messages", len(buf)).Dur("retry_in", s.opts.RetryDelay).Msg("batch not stored; delivered again later")
+			if b := st.decode(buf); len(b.msgs) > 0 {
+				queue <- b
 			}
 		}
 		if err := mb.Error(); err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("fetch ended with an error")
-			failed = true
-		}
-		if failed {
 			pause(ctx, s.opts.RetryDelay)
+		}
+		if failed.Load() {
+			pause(ctx, s.opts.RetryDelay)
+			failed.Store(false)
+		}
+	}
+}
+
+// writeLoop writes the batches of queue until it is closed; after a
+// failed write (failed set) it naks them instead, until the loop's pause
+// is over.
+func (s *Service) writeLoop(ctx context.Context, log zerolog.Logger, queue <-chan *batch, failed *atomic.Bool, st stage) {
+	for b := range queue {
+		if failed.Load() || ctx.Err() != nil {
+			nakAll(b.msgs, s.opts.RetryDelay) // another instance, or this one later, takes them
+			continue
+		}
+		if err := st.write(ctx, b); err != nil {
+			failed.Store(true)
+			s.failures.Add(1)
+			log.Error().Err(err).Int("messages", len(b.msgs)).Dur("retry_in", s.opts.RetryDelay).Msg("batch not stored; delivered again later")
 		}
 	}
 }
@@ -123,11 +168,20 @@ func (s *Service) writeContext(ctx context.Context) (context.Context, context.Ca
 	return context.WithTimeout(context.WithoutCancel(ctx), s.opts.AckWait)
 }
 
-// handleEvents stores a batch of event messages, updates the state bucket
-// and acknowledges them.
-func (s *Service) handleEvents(ctx context.Context, msgs []jetstream.Msg) error {
-	events := make([]scpgate.Event, 0, len(msgs))
-	good := make([]jetstream.Msg, 0, len(msgs))
+// eventStage decodes event messages, stores them, updates the state
+// bucket and acknowledges them.
+func (s *Service) eventStage() stage {
+	return stage{decode: s.decodeEvents, write: s.writeEvents}
+}
+
+// decodeEvents decodes a batch of event messages with their stream
+// sequences, terminating those that can never be stored.
+func (s *Service) decodeEvents(msgs []jetstream.Msg) *batch {
+	b := &batch{
+		msgs:        make([]jetstream.Msg, 0, len(msgs)),
+		events:      make([]scpgate.Event, 0, len(msgs)),
+		redelivered: make([]bool, 0, len(msgs)),
+	}
 	for _, m := range msgs {
 		ev, err := decodeEvent(m.Subject(), m.Data())
 		if err != nil {
@@ -136,39 +190,68 @@ func (s *Service) handleEvents(ctx context.Context, msgs []jetstream.Msg) error 
 			_ = m.TermWithReason("invalid event")
 			continue
 		}
-		events = append(events, ev)
-		good = append(good, m)
+		again := false
+		if md, err := m.Metadata(); err == nil {
+			ev.StreamSeq = md.Sequence.Stream
+			again = md.NumDelivered > 1
+		} else {
+			s.log.Warn().Err(err).Str("subject", m.Subject()).Msg("event without stream metadata: ordered by boot epoch")
+		}
+		ev.Doc = m.Data()
+		b.msgs = append(b.msgs, m)
+		b.events = append(b.events, ev)
+		b.redelivered = append(b.redelivered, again)
 	}
-	if len(events) == 0 {
-		return nil
-	}
+	return b
+}
+
+// writeEvents stores a decoded batch of events, updates the state bucket
+// and acknowledges the messages, or naks them and returns an error.
+func (s *Service) writeEvents(ctx context.Context, b *batch) error {
+	events := b.events
 	wctx, cancel := s.writeContext(ctx)
 	defer cancel()
 	n, err := s.opts.Store.WriteBatch(wctx, events, nil)
 	if err != nil {
-		nakAll(good, s.opts.RetryDelay)
+		nakAll(b.msgs, s.opts.RetryDelay)
 		return fmt.Errorf("write %d events: %w", len(events), err)
 	}
-	// The state bucket is updated from every event of the batch, not only
-	// the new ones: after a crash between commit and this update, the
-	// redelivered batch must still reach it. Updates are idempotent.
+	// The state bucket is updated from the events newly stored and from
+	// every event delivered again: after a crash between commit and this
+	// update, the redelivered batch must still reach it (updates are
+	// idempotent). An event stored again in the stream (a re-send past
+	// the duplicate window) and delivered for the first time is left out,
+	// as the store left it out: its stream sequence is newer than the
+	// transactions that followed it.
 	if s.kv != nil {
-		if err := s.kv.apply(wctx, events); err != nil {
-			nakAll(good, s.opts.RetryDelay)
+		apply := events[:0:0]
+		for i := range events {
+			if events[i].Inserted || b.redelivered[i] {
+				apply = append(apply, events[i])
+			}
+		}
+		if err := s.kv.apply(wctx, apply); err != nil {
+			nakAll(b.msgs, s.opts.RetryDelay)
 			return fmt.Errorf("update state bucket for %d events: %w", len(events), err)
 		}
 	}
-	ackAll(good)
+	ackAll(b.msgs)
 	s.events.Add(uint64(n))
 	s.duplicates.Add(uint64(len(events) - n))
 	s.log.Debug().Int("events", len(events)).Int("new", n).Msg("batch stored")
 	return nil
 }
 
-// handleResults stores a batch of result messages and acknowledges them.
-func (s *Service) handleResults(ctx context.Context, msgs []jetstream.Msg) error {
-	results := make([]scpgate.Result, 0, len(msgs))
-	good := make([]jetstream.Msg, 0, len(msgs))
+// resultStage decodes result messages, stores them and acknowledges
+// them.
+func (s *Service) resultStage() stage {
+	return stage{decode: s.decodeResults, write: s.writeResults}
+}
+
+// decodeResults decodes a batch of result messages, terminating those
+// that can never be stored.
+func (s *Service) decodeResults(msgs []jetstream.Msg) *batch {
+	b := &batch{msgs: make([]jetstream.Msg, 0, len(msgs)), results: make([]scpgate.Result, 0, len(msgs))}
 	for _, m := range msgs {
 		r, err := decodeResult(m.Subject(), m.Data())
 		if err != nil {
@@ -177,21 +260,24 @@ func (s *Service) handleResults(ctx context.Context, msgs []jetstream.Msg) error
 			_ = m.TermWithReason("invalid result")
 			continue
 		}
-		results = append(results, r)
-		good = append(good, m)
+		b.msgs = append(b.msgs, m)
+		b.results = append(b.results, r)
 	}
-	if len(results) == 0 {
-		return nil
-	}
+	return b
+}
+
+// writeResults stores a decoded batch of results and acknowledges them,
+// or naks them and returns an error.
+func (s *Service) writeResults(ctx context.Context, b *batch) error {
 	wctx, cancel := s.writeContext(ctx)
 	defer cancel()
-	n, err := s.opts.Store.WriteBatch(wctx, nil, results)
+	n, err := s.opts.Store.WriteBatch(wctx, nil, b.results)
 	if err != nil {
-		nakAll(good, s.opts.RetryDelay)
-		return fmt.Errorf("write %d results: %w", len(results), err)
+		nakAll(b.msgs, s.opts.RetryDelay)
+		return fmt.Errorf("write %d results: %w", len(b.results), err)
 	}
-	ackAll(good)
+	ackAll(b.msgs)
 	s.results.Add(uint64(n))
-	s.duplicates.Add(uint64(len(results) - n))
+	s.duplicates.Add(uint64(len(b.results) - n))
 	return nil
 }

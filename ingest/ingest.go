@@ -30,6 +30,14 @@ import (
 // share on each stream.
 const DefaultDurable = "scpgate-ingest"
 
+// DefaultBatch is the largest number of messages written in one
+// transaction unless Options.Batch says otherwise.
+const DefaultBatch = 2000
+
+// DefaultWriters is the number of batches of one stream written at the
+// same time unless Options.Writers says otherwise.
+const DefaultWriters = 2
+
 // Options configure a Service. Zero values take the defaults of
 // Options.withDefaults.
 type Options struct {
@@ -41,6 +49,11 @@ type Options struct {
 	Durable string
 	// Batch is the largest number of messages written in one transaction.
 	Batch int
+	// Writers is the number of batches of one stream written at the same
+	// time. Batches may be written in any order (state is ordered by
+	// stream sequence, not by arrival), so a store that writes in parallel
+	// (PostgreSQL) can use several connections.
+	Writers int
 	// MaxWait is how long one fetch waits for messages.
 	MaxWait time.Duration
 	// AckWait is how long the server waits for an ack before redelivering.
@@ -59,14 +72,17 @@ type Options struct {
 }
 
 // withDefaults returns o with its defaults filled in: durable
-// "scpgate-ingest", batches of 500, 1 s fetch wait, 30 s ack wait, 1 s
+// "scpgate-ingest", batches of 2,000, 2 writers, 1 s fetch wait, 30 s ack wait, 1 s
 // retry delay, lag refreshed every 5 s, 8 state workers.
 func (o Options) withDefaults() Options {
 	if o.Durable == "" {
 		o.Durable = DefaultDurable
 	}
 	if o.Batch <= 0 {
-		o.Batch = 500
+		o.Batch = DefaultBatch
+	}
+	if o.Writers <= 0 {
+		o.Writers = DefaultWriters
 	}
 	if o.MaxWait <= 0 {
 		o.MaxWait = time.Second
@@ -149,8 +165,8 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info().Str("durable", s.opts.Durable).Int("batch", s.opts.Batch).Bool("state_kv", s.kv != nil).Msg("ingest running")
 	var wg sync.WaitGroup
-	wg.Go(func() { s.loop(ctx, streams.EventsStream, evCons, s.handleEvents) })
-	wg.Go(func() { s.loop(ctx, streams.ResultsStream, resCons, s.handleResults) })
+	wg.Go(func() { s.loop(ctx, streams.EventsStream, evCons, s.eventStage()) })
+	wg.Go(func() { s.loop(ctx, streams.ResultsStream, resCons, s.resultStage()) })
 	wg.Go(func() { s.watchLag(ctx, evCons, resCons) })
 	wg.Go(func() { s.watchConsumers(ctx) })
 	wg.Wait()

@@ -86,7 +86,10 @@ func newEnv(t *testing.T) *env {
 }
 
 // publish publishes docs to their subjects with their ids as message ids
-// (no id when msgID is false, so a repeat is stored again).
+// (no id when msgID is false, so a repeat is stored again). With msgID,
+// each event newly stored gets its stream sequence in StreamSeq, as ingest
+// will read it, so that storetest.Expected(events) is the state ingest
+// must reach.
 func (e *env) publish(t *testing.T, msgID bool, events []scpgate.Event, results []scpgate.Result) {
 	t.Helper()
 	var futures []jetstream.PubAckFuture
@@ -124,10 +127,14 @@ func (e *env) publish(t *testing.T, msgID bool, events []scpgate.Event, results 
 	case <-time.After(10 * time.Second):
 		t.Fatalf("publish of %d messages not acknowledged", len(futures))
 	}
-	for _, f := range futures {
+	for i, f := range futures {
 		select {
 		case err := <-f.Err():
 			t.Fatalf("publish %s: %v", f.Msg().Subject, err)
+		case ack := <-f.Ok():
+			if msgID && i < len(events) && !ack.Duplicate {
+				events[i].StreamSeq = ack.Sequence
+			}
 		default:
 		}
 	}

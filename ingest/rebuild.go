@@ -46,6 +46,10 @@ func Rebuild(ctx context.Context, js jetstream.JetStream, store scpgate.Store, s
 			events := make([]scpgate.Event, 0, len(msgs))
 			for _, m := range msgs {
 				if ev, err := decodeEvent(m.Subject(), m.Data()); err == nil {
+					if md, err := m.Metadata(); err == nil {
+						ev.StreamSeq = md.Sequence.Stream
+					}
+					ev.Doc = m.Data()
 					events = append(events, ev)
 				}
 			}

@@ -2,8 +2,8 @@
 // connection pool), for production and for several ingest instances
 // sharing one history.
 //
-// Batches are written with array parameters (unnest) and ON CONFLICT, a
-// few statements per batch whatever its size; state rows are updated only
+// Batches are written with COPY (large ones) or array parameters (unnest)
+// and ON CONFLICT, a few statements per batch whatever its size; state rows are updated only
 // by newer events, in key order, so concurrent writers neither regress
 // state nor deadlock. The schema is created and migrated by Open from
 // migrations embedded in the binary; the schema used is the first of the
@@ -123,9 +123,16 @@ func migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// retryable reports whether err is a deadlock or serialization failure,
-// after which the whole transaction can be run again.
+// retryable reports whether err is a deadlock, a serialization failure or
+// a unique violation (another writer stored an event of a copied batch
+// first), after which the whole transaction can be run again.
 func retryable(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001" || pe.Code == "23505")
+}
+
+// uniqueViolation reports whether err is a unique violation.
+func uniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
 }

@@ -24,29 +24,57 @@ const (
 
 	lastSeenSQL = `INSERT INTO controllers (serial, last_seen_ns) VALUES (?, ?)
 		ON CONFLICT (serial) DO UPDATE SET last_seen_ns = max(last_seen_ns, excluded.last_seen_ns)`
+)
 
+// The state updates share their ordering rules with package postgres.
+var (
 	// presenceSQL replaces the presence register when the new event is
-	// later by (time, rank, id); the row exists (lastSeenSQL ran first).
-	presenceSQL = `UPDATE controllers SET online = ?, session = ?, reason = ?,
-		p_event = ?, p_epoch = ?, p_seq = ?, p_time_ns = ?, p_rank = ?
-		WHERE serial = ? AND (p_event = '' OR (?, ?, ?) > (p_time_ns, p_rank, p_event))`
+	// later (scpgate.PresenceAfter); the row exists (lastSeenSQL ran first).
+	presenceSQL = `UPDATE controllers AS c SET online = u.online, session = u.session, reason = u.reason,
+			p_event = u.p_event, p_epoch = u.p_epoch, p_seq = u.p_seq, p_time_ns = u.p_time_ns,
+			p_rank = u.p_rank, p_stream = u.p_stream, p_rev = u.p_rev
+		FROM (SELECT ? AS serial, ? AS online, ? AS session, ? AS reason, ? AS p_event, ? AS p_epoch, ? AS p_seq,
+			? AS p_time_ns, ? AS p_rank, ? AS p_stream, ? AS p_rev) AS u
+		WHERE c.serial = u.serial AND (` + sqlstore.PresenceNewer("") + `)`
 
 	// infoSQL replaces model, firmware and remote when the online event is
-	// later by (time, id).
-	infoSQL = `UPDATE controllers SET model = ?, firmware = ?, remote = ?,
-		i_event = ?, i_epoch = ?, i_seq = ?, i_time_ns = ?
-		WHERE serial = ? AND (i_event = '' OR (?, ?) > (i_time_ns, i_event))`
+	// later (scpgate.PresenceAfter).
+	infoSQL = `UPDATE controllers AS c SET model = u.model, firmware = u.firmware, remote = u.remote,
+			i_event = u.i_event, i_epoch = u.i_epoch, i_seq = u.i_seq, i_time_ns = u.i_time_ns,
+			i_stream = u.i_stream, i_rev = u.i_rev
+		FROM (SELECT ? AS serial, ? AS model, ? AS firmware, ? AS remote, ? AS i_event, ? AS i_epoch, ? AS i_seq,
+			? AS i_time_ns, ? AS i_stream, ? AS i_rev) AS u
+		WHERE c.serial = u.serial AND (` + sqlstore.InfoNewer("") + `)`
 
-	// pointSQL replaces a point value when the new event is later by
-	// (boot epoch, seq).
-	pointSQL = `INSERT INTO point_state
-		(controller, type, number, aspect, code, event, boot_epoch, seq, time_ns)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	// pointSQL replaces a point value when the new event is later
+	// (scpgate.Mark.After).
+	pointSQL = `INSERT INTO point_state AS p
+		(controller, type, number, aspect, code, event, boot_epoch, seq, time_ns, stream_seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (controller, type, number, aspect) DO UPDATE SET
 			code = excluded.code, event = excluded.event, boot_epoch = excluded.boot_epoch,
-			seq = excluded.seq, time_ns = excluded.time_ns
-		WHERE (excluded.boot_epoch, excluded.seq) > (point_state.boot_epoch, point_state.seq)`
+			seq = excluded.seq, time_ns = excluded.time_ns, stream_seq = excluded.stream_seq
+		WHERE ` + sqlstore.PointNewer("excluded", "p")
 )
+
+// writeStatements are the statements WriteBatch runs, prepared once on
+// the writer connection by Open.
+func writeStatements() []string {
+	return []string{insertEventSQL, insertResultSQL, lastSeenSQL, presenceSQL, infoSQL, pointSQL}
+}
+
+// prepare prepares the write statements on the writer connection.
+func (s *Store) prepare() error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range writeStatements() {
+		st, err := s.w.Prepare(q)
+		if err != nil {
+			return fmt.Errorf("prepare %.40s...: %w", q, err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
 
 // WriteBatch implements scpgate.Store: one IMMEDIATE transaction inserts
 // the events and results it does not hold and updates the state of the
@@ -58,46 +86,50 @@ func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results 
 	if len(events) == 0 && len(results) == 0 {
 		return 0, nil
 	}
+	for i := range events {
+		events[i].Inserted = false
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("begin write batch: %w", err)
 	}
 	defer tx.Rollback()
-	inserted, states, err := insertEvents(ctx, tx, events)
+	fresh := make([]bool, len(events))
+	inserted, states, err := s.insertEvents(ctx, tx, events, fresh)
 	if err != nil {
 		return 0, err
 	}
-	if err := writeStates(ctx, tx, states); err != nil {
+	if err := s.writeStates(ctx, tx, states); err != nil {
 		return 0, err
 	}
-	n, err := insertResults(ctx, tx, results)
+	n, err := s.insertResults(ctx, tx, results)
 	if err != nil {
 		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("commit write batch: %w", err)
 	}
+	for i := range events {
+		events[i].Inserted = fresh[i]
+	}
 	return inserted + n, nil
 }
 
-// insertEvents inserts events and returns how many were new and the state
-// the new ones set, per controller.
-func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event) (int, map[string]*scpgate.ControllerState, error) {
+// insertEvents inserts events and returns how many were new (marking
+// them in fresh) and the state the new ones set, per controller.
+func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event, fresh []bool) (int, map[string]*scpgate.ControllerState, error) {
 	if len(events) == 0 {
 		return 0, nil, nil
 	}
-	stmt, err := tx.PrepareContext(ctx, insertEventSQL)
-	if err != nil {
-		return 0, nil, fmt.Errorf("prepare event insert: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, s.stmts[insertEventSQL])
 	defer stmt.Close()
 	states := map[string]*scpgate.ControllerState{}
 	inserted := 0
 	for i := range events {
 		ev := &events[i]
-		doc, err := json.Marshal(ev)
+		doc, err := scpgate.EventDoc(ev)
 		if err != nil {
-			return 0, nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+			return 0, nil, err
 		}
 		var srcType sql.NullString
 		var srcNum sql.NullInt64
@@ -113,6 +145,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event) (int,
 		if n, _ := res.RowsAffected(); n == 0 {
 			continue // stored before
 		}
+		fresh[i] = true
 		inserted++
 		st := states[ev.Controller]
 		if st == nil {
@@ -126,7 +159,7 @@ func insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event) (int,
 
 // writeStates merges the state set by a batch into the stored state, each
 // value only where the batch's is newer.
-func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.ControllerState) error {
+func (s *Store) writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.ControllerState) error {
 	if len(states) == 0 {
 		return nil
 	}
@@ -137,10 +170,7 @@ func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.Con
 	slices.Sort(serials)
 	stmts := map[string]*sql.Stmt{}
 	for _, q := range []string{lastSeenSQL, presenceSQL, infoSQL, pointSQL} {
-		st, err := tx.PrepareContext(ctx, q)
-		if err != nil {
-			return fmt.Errorf("prepare state update: %w", err)
-		}
+		st := tx.StmtContext(ctx, s.stmts[q])
 		defer st.Close()
 		stmts[q] = st
 	}
@@ -151,22 +181,22 @@ func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.Con
 		}
 		if p := c.PresenceAt; !p.IsZero() {
 			rank := scpgate.PresenceRank(c.Online)
-			if _, err := stmts[presenceSQL].ExecContext(ctx, c.Online, c.Session, c.Reason,
+			if _, err := stmts[presenceSQL].ExecContext(ctx, serial, c.Online, c.Session, c.Reason,
 				p.Event, int64(p.BootEpoch), int64(p.Seq), p.Time.UnixNano(), rank,
-				serial, p.Time.UnixNano(), rank, p.Event); err != nil {
+				int64(p.StreamSeq), int64(p.SessionRev)); err != nil {
 				return fmt.Errorf("update presence of %s: %w", serial, err)
 			}
 		}
 		if m := c.InfoAt; !m.IsZero() {
-			if _, err := stmts[infoSQL].ExecContext(ctx, c.Model, c.Firmware, c.Remote,
+			if _, err := stmts[infoSQL].ExecContext(ctx, serial, c.Model, c.Firmware, c.Remote,
 				m.Event, int64(m.BootEpoch), int64(m.Seq), m.Time.UnixNano(),
-				serial, m.Time.UnixNano(), m.Event); err != nil {
+				int64(m.StreamSeq), int64(m.SessionRev)); err != nil {
 				return fmt.Errorf("update info of %s: %w", serial, err)
 			}
 		}
 		for _, u := range c.Points() {
 			if _, err := stmts[pointSQL].ExecContext(ctx, serial, u.Type, int64(u.Number), u.Aspect, u.Code,
-				u.At.Event, int64(u.At.BootEpoch), int64(u.At.Seq), u.At.Time.UnixNano()); err != nil {
+				u.At.Event, int64(u.At.BootEpoch), int64(u.At.Seq), u.At.Time.UnixNano(), int64(u.At.StreamSeq)); err != nil {
 				return fmt.Errorf("update %s %d of %s: %w", u.Type, u.Number, serial, err)
 			}
 		}
@@ -175,14 +205,11 @@ func writeStates(ctx context.Context, tx *sql.Tx, states map[string]*scpgate.Con
 }
 
 // insertResults inserts the results not stored yet and returns how many.
-func insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (int, error) {
+func (s *Store) insertResults(ctx context.Context, tx *sql.Tx, results []scpgate.Result) (int, error) {
 	if len(results) == 0 {
 		return 0, nil
 	}
-	stmt, err := tx.PrepareContext(ctx, insertResultSQL)
-	if err != nil {
-		return 0, fmt.Errorf("prepare result insert: %w", err)
-	}
+	stmt := tx.StmtContext(ctx, s.stmts[insertResultSQL])
 	defer stmt.Close()
 	inserted := 0
 	for i := range results {

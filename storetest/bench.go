@@ -9,11 +9,11 @@ import (
 )
 
 // BenchBatch is the batch size of BenchWriteBatch, ingest's default.
-const BenchBatch = 500
+const BenchBatch = 2000
 
-// BenchWriteBatch measures WriteBatch of new 500-event batches (50
-// controllers, 10 events each: presence, access, door, input, output...,
-// so state is updated too) and reports rows/s.
+// BenchWriteBatch measures WriteBatch of new BenchBatch-event batches (50
+// controllers, BenchBatch/50 events each: presence, access, door, input,
+// output..., so state is updated too) and reports rows/s.
 func BenchWriteBatch(b *testing.B, s scpgate.Store) {
 	ctx := context.Background()
 	var rows int

@@ -29,8 +29,11 @@ func Run(t *testing.T, open Open) {
 		{"InvalidInput", testInvalidInput},
 		{"StateNoRegress", testStateNoRegress},
 		{"PresenceOrder", testPresenceOrder},
+		{"BootEpochDown", testBootEpochDown},
+		{"PresenceOwnership", testPresenceOwnership},
 		{"StateAnyOrder", testStateAnyOrder},
 		{"ConcurrentWriters", testConcurrentWriters},
+		{"ConcurrentLargeBatches", testConcurrentLargeBatches},
 		{"Pagination", testPagination},
 		{"Filters", testFilters},
 		{"BadQueries", testBadQueries},
@@ -205,7 +208,19 @@ func testStateAnyOrder(t *testing.T, s scpgate.Store) {
 }
 
 func testConcurrentWriters(t *testing.T, s scpgate.Store) {
-	events := History(5, 6, 100)
+	concurrentWriters(t, s, History(5, 6, 100), 60)
+}
+
+// testConcurrentLargeBatches: as ConcurrentWriters, with batches large
+// enough for a store's bulk path (PostgreSQL's COPY).
+func testConcurrentLargeBatches(t *testing.T, s scpgate.Store) {
+	concurrentWriters(t, s, History(6, 8, 150), 400)
+}
+
+// concurrentWriters has 4 writers write all of events, each in its own
+// random order and batches of up to maxBatch, and checks that each event
+// was stored once and the state is the one of all events.
+func concurrentWriters(t *testing.T, s scpgate.Store, events []scpgate.Event, maxBatch int) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	total := 0
@@ -214,7 +229,7 @@ func testConcurrentWriters(t *testing.T, s scpgate.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, b := range Shuffled(uint64(10+w), events, 10, 60) {
+			for _, b := range Shuffled(uint64(10+w), events, 10, maxBatch) {
 				n, err := s.WriteBatch(context.Background(), b, nil)
 				if err != nil {
 					errs <- err

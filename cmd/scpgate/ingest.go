@@ -27,7 +27,8 @@ type ingestConfig struct {
 	HTTPListen string        `envconfig:"HTTP_LISTEN" default:":8080" desc:"address of the query API, /healthz and /readyz"`
 	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH, a file path ending in .db, a postgres:// URL or a libpq keyword string"`
 	Durable    string        `envconfig:"INGEST_DURABLE" default:"scpgate-ingest" desc:"name of the consumer shared by all ingest instances"`
-	Batch      int           `envconfig:"INGEST_BATCH" default:"500" min:"1" max:"10000" desc:"most events written in one transaction"`
+	Batch      int           `envconfig:"INGEST_BATCH" default:"2000" min:"1" max:"10000" desc:"most events written in one transaction"`
+	Writers    int           `envconfig:"INGEST_WRITERS" default:"2" min:"1" max:"16" desc:"batches of one stream written at the same time (PostgreSQL uses a connection each; SQLite has one writer)"`
 	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" min:"1s" desc:"/readyz fails when ingest is further behind than this"`
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
 	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
@@ -133,7 +134,7 @@ func runIngest(ctx context.Context, args []string) error {
 		log.Info().Dur("took", time.Since(start)).Msg("rebuild finished")
 		return nil
 	}
-	opts := ingest.Options{JS: js, Store: store, Durable: cfg.Durable, Batch: cfg.Batch, Log: log}
+	opts := ingest.Options{JS: js, Store: store, Durable: cfg.Durable, Batch: cfg.Batch, Writers: cfg.Writers, Log: log}
 	if cfg.State {
 		opts.StateKV = h.State
 	}

@@ -107,23 +107,26 @@ func EventsQuery(q *scpgate.EventQuery, cur *scpgate.Cursor, doc string, ph Plac
 // ControllerColumns is the select list of a controllers row that
 // ControllerRow scans.
 const ControllerColumns = `last_seen_ns, online, session, reason,
-	p_event, p_epoch, p_seq, p_time_ns, model, firmware, remote, i_event, i_epoch, i_seq, i_time_ns`
+	p_event, p_epoch, p_seq, p_time_ns, p_stream, p_rev,
+	model, firmware, remote, i_event, i_epoch, i_seq, i_time_ns, i_stream, i_rev`
 
 // ControllerRow receives a controllers row selected with
 // ControllerColumns.
 type ControllerRow struct {
-	lastSeen, pTime, iTime     int64
-	online                     bool
-	pEvent, iEvent             string
-	pEpoch, pSeq, iEpoch, iSeq int64
+	lastSeen, pTime, iTime       int64
+	online                       bool
+	pEvent, iEvent               string
+	pEpoch, pSeq, iEpoch, iSeq   int64
+	pStream, pRev, iStream, iRev int64
 }
 
 // Dest returns the scan destinations of the row, in ControllerColumns
 // order; the text columns go straight into c.
 func (r *ControllerRow) Dest(c *scpgate.ControllerState) []any {
 	return []any{&r.lastSeen, &r.online, &c.Session, &c.Reason,
-		&r.pEvent, &r.pEpoch, &r.pSeq, &r.pTime, &c.Model, &c.Firmware, &c.Remote,
-		&r.iEvent, &r.iEpoch, &r.iSeq, &r.iTime}
+		&r.pEvent, &r.pEpoch, &r.pSeq, &r.pTime, &r.pStream, &r.pRev,
+		&c.Model, &c.Firmware, &c.Remote,
+		&r.iEvent, &r.iEpoch, &r.iSeq, &r.iTime, &r.iStream, &r.iRev}
 }
 
 // Apply copies the scanned row into c.
@@ -131,33 +134,62 @@ func (r *ControllerRow) Apply(c *scpgate.ControllerState) {
 	c.Online = r.online
 	c.LastSeen = FromNS(r.lastSeen)
 	if r.pEvent != "" {
-		c.PresenceAt = scpgate.Mark{Event: r.pEvent, BootEpoch: uint32(r.pEpoch), Seq: uint32(r.pSeq), Time: FromNS(r.pTime)}
+		c.PresenceAt = scpgate.Mark{Event: r.pEvent, BootEpoch: uint32(r.pEpoch), Seq: uint32(r.pSeq),
+			StreamSeq: uint64(r.pStream), SessionRev: uint64(r.pRev), Time: FromNS(r.pTime)}
 	}
 	if r.iEvent != "" {
-		c.InfoAt = scpgate.Mark{Event: r.iEvent, BootEpoch: uint32(r.iEpoch), Seq: uint32(r.iSeq), Time: FromNS(r.iTime)}
+		c.InfoAt = scpgate.Mark{Event: r.iEvent, BootEpoch: uint32(r.iEpoch), Seq: uint32(r.iSeq),
+			StreamSeq: uint64(r.iStream), SessionRev: uint64(r.iRev), Time: FromNS(r.iTime)}
 	}
 }
 
 // PointColumns is the select list of a point_state row that PointRow
 // scans.
-const PointColumns = `type, number, aspect, code, event, boot_epoch, seq, time_ns`
+const PointColumns = `type, number, aspect, code, event, boot_epoch, seq, time_ns, stream_seq`
 
 // PointRow receives a point_state row selected with PointColumns.
 type PointRow struct {
-	u                   scpgate.PointUpdate
-	num, epoch, seq, ns int64
+	u                           scpgate.PointUpdate
+	num, epoch, seq, ns, stream int64
 }
 
 // Dest returns the scan destinations of the row, in PointColumns order.
 func (r *PointRow) Dest() []any {
-	return []any{&r.u.Type, &r.num, &r.u.Aspect, &r.u.Code, &r.u.At.Event, &r.epoch, &r.seq, &r.ns}
+	return []any{&r.u.Type, &r.num, &r.u.Aspect, &r.u.Code, &r.u.At.Event, &r.epoch, &r.seq, &r.ns, &r.stream}
 }
 
 // Update returns the scanned row as a point update.
 func (r *PointRow) Update() scpgate.PointUpdate {
 	u := r.u
 	u.Number, u.At.BootEpoch, u.At.Seq, u.At.Time = uint16(r.num), uint32(r.epoch), uint32(r.seq), FromNS(r.ns)
+	u.At.StreamSeq = uint64(r.stream)
 	return u
+}
+
+// PointNewer is the SQL condition under which a point_state row (alias
+// old) is replaced by the proposed one (alias new): the rule of
+// scpgate.Mark.After. Both dialects accept it.
+func PointNewer(newT, old string) string {
+	return `(` + newT + `.boot_epoch = ` + old + `.boot_epoch AND ` + newT + `.seq > ` + old + `.seq)
+		OR (` + newT + `.boot_epoch <> ` + old + `.boot_epoch AND (` + newT + `.stream_seq, ` + newT + `.boot_epoch) > (` + old + `.stream_seq, ` + old + `.boot_epoch))`
+}
+
+// PresenceNewer is the SQL condition under which the presence register
+// of a controllers row (alias c) is replaced by the proposed one (alias u,
+// with columns p_rev, p_rank, p_time_ns, p_event): the rule of
+// scpgate.PresenceAfter. collate is appended to u.p_event (PostgreSQL
+// needs COLLATE "C" to compare ids bytewise).
+func PresenceNewer(collate string) string {
+	return `c.p_event = '' OR u.p_rev > c.p_rev OR (u.p_rev = c.p_rev AND (
+		(u.p_rev > 0 AND (u.p_rank, u.p_time_ns, u.p_event` + collate + `) > (c.p_rank, c.p_time_ns, c.p_event))
+		OR (u.p_rev = 0 AND (u.p_time_ns, u.p_rank, u.p_event` + collate + `) > (c.p_time_ns, c.p_rank, c.p_event))))`
+}
+
+// InfoNewer is the SQL condition under which model, firmware and remote
+// of a controllers row (alias c) are replaced by those of the proposed
+// online event (alias u): scpgate.PresenceAfter between two online events.
+func InfoNewer(collate string) string {
+	return `c.i_event = '' OR u.i_rev > c.i_rev OR (u.i_rev = c.i_rev AND (u.i_time_ns, u.i_event` + collate + `) > (c.i_time_ns, c.i_event))`
 }
 
 // Rows is what ReadPoints needs of a result set: *sql.Rows and pgx.Rows
