@@ -7,12 +7,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 )
@@ -80,7 +81,7 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var front startingHandler
+	var front httpapi.Starting
 	done := serveOn(ctx, ln, &front, cfg.MaxWait+10*time.Second, log)
 	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -175,16 +176,7 @@ func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn,
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
 	mux.Handle("GET /openapi.json", svc.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !nc.IsConnected() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": natsNotConnected})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	httpapi.HandleHealth(mux, httpapi.NATSReady(nc))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	rules := auth.CommanderRules()
 	if cfg.Console {

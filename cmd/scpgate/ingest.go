@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/auth"
 	"github.com/scpgate/scpgate/internal/envcheck"
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
@@ -93,7 +93,7 @@ func runIngest(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	var front startingHandler
+	var front httpapi.Starting
 	done := make(<-chan error)
 	if !*rebuild {
 		// The HTTP address is opened before NATS is reached: a port in
@@ -188,34 +188,6 @@ func openStore(ctx context.Context, dsn string, log zerolog.Logger) (scpgate.Sto
 	return st, nil
 }
 
-// ingestReady answers /readyz: 200 while NATS is connected, the durable
-// consumers are as ingest made them (not deleted, not filtered otherwise)
-// and less than maxLag behind, 503 otherwise with a reason; the body
-// carries the lag and the consumers' health.
-func ingestReady(nc *nats.Conn, svc *ingest.Service, maxLag time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		lag, health := svc.Lag(), svc.Health()
-		body := map[string]any{"lag": lag, "nats": nc.Status().String(), "consumers": health}
-		code := http.StatusOK
-		switch {
-		case !nc.IsConnected():
-			code, body["reason"] = http.StatusServiceUnavailable, natsNotConnected
-		case !health.Ready():
-			code, body["reason"] = http.StatusServiceUnavailable, health.Reason()
-		case time.Duration(lag.SecondsBehind*float64(time.Second)) > maxLag:
-			code, body["reason"] = http.StatusServiceUnavailable, "lagging"
-		}
-		writeJSON(w, code, body)
-	})
-}
-
-// writeJSON writes v as a JSON response with status code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // ingestHTTP returns the HTTP handler of ingest: the query API behind
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
@@ -239,8 +211,7 @@ func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
 	mux.Handle("GET /openapi.json", svc.Handler())
-	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
-	mux.Handle("GET /readyz", ingestReady(nc, svc, maxLag))
+	httpapi.HandleHealth(mux, svc.Readiness(nc, maxLag))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	return hm.Wrap(authn.Protect(mux, auth.IngestRules()...)), nil
 }
