@@ -100,34 +100,16 @@ func runCommander(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	svc, err := commander.New(commander.Options{JS: js, NC: nc, Log: log, DefaultTTL: cfg.DefaultTTL, MaxTTL: cfg.MaxTTL, MaxWait: cfg.MaxWait})
+	role, err := openCommander(ctx, cfg, roleEnv{nc: nc, js: js, log: log})
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	sweeper, err := commander.NewSweeper(commander.SweeperOptions{JS: js, Log: log, Interval: cfg.SweepEvery, Grace: cfg.SweepGrace, MaxTTL: cfg.MaxTTL})
-	if err != nil {
-		return err
-	}
-	if err := sweeper.Check(ctx); err != nil {
-		return err
-	}
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		_ = sweeper.Run(sweepCtx) // checked above; sweep errors are logged
-	}()
-	defer func() { stopSweep(); <-sweepDone }()
-	msvc, err := svc.Register(nc)
-	if err != nil {
-		return fmt.Errorf("register micro service: %w", err)
-	}
+	defer role.Close()
 	authn, err := cfg.authenticator(ctx, log)
 	if err != nil {
 		return err
 	}
-	h, err := commanderHandler(svc, msvc, nc, natsCfg, authn, cfg, log, sweeper)
+	h, err := commanderHandler(role.svc, role.micro, nc, natsCfg, authn, cfg, log, role.sweeper)
 	if err != nil {
 		return err
 	}

@@ -133,29 +133,26 @@ func runIngest(ctx context.Context, args []string) error {
 		log.Info().Dur("took", time.Since(start)).Msg("rebuild finished")
 		return nil
 	}
-	opts := ingest.Options{JS: js, Store: store, Durable: cfg.Durable, Batch: cfg.Batch, Log: log}
-	if cfg.State {
-		opts.StateKV = h.State
-	}
-	svc, err := ingest.New(opts)
-	if err != nil {
-		return err
-	}
 	authn, err := cfg.authenticator(ctx, log)
 	if err != nil {
 		return err
 	}
-	api, err := ingestHandler(svc, nc, natsCfg, cfg.MaxLag, authn)
+	role, err := openIngest(ctx, cfg, roleEnv{nc: nc, js: js, streams: h, log: log}, store)
+	if err != nil {
+		return err
+	}
+	defer role.Close()
+	api, err := ingestHandler(role.svc, nc, natsCfg, cfg.MaxLag, authn)
 	if err != nil {
 		return err
 	}
 	front.Set(api)
-	runErr := svc.Run(ctx)
-	<-done
-	if ctx.Err() != nil {
-		return nil
+	select {
+	case <-ctx.Done():
+	case <-role.Done():
 	}
-	return runErr
+	<-done
+	return role.Err()
 }
 
 // openStore opens the store named by dsn (see envcheck.ParseStore:
