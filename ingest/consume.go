@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/backoff"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -65,7 +66,7 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 		mb, err := cons.Fetch(s.opts.Batch, jetstream.FetchMaxWait(s.opts.MaxWait))
 		if err != nil {
 			log.Warn().Err(err).Msg("fetch failed")
-			pause(ctx, s.opts.RetryDelay)
+			_ = backoff.Sleep(ctx, s.opts.RetryDelay) // a done ctx ends the loop
 			continue
 		}
 		msgs := mb.Messages()
@@ -99,7 +100,7 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 			failed = true
 		}
 		if failed {
-			pause(ctx, s.opts.RetryDelay)
+			_ = backoff.Sleep(ctx, s.opts.RetryDelay) // a done ctx ends the loop
 		}
 	}
 }
