@@ -237,11 +237,11 @@ const (
 	ensureMaxWait = 2 * time.Second
 )
 
-// EnsureRetry calls Ensure until it succeeds or ctx ends, each failed
-// attempt followed by a growing wait (100 ms to 2 s)
-// while NATS or JetStream is unavailable (each request bounded by 2 s): services started together on a
-// fresh cluster, whose streams' leaders are still being elected, are ready
-// within seconds of it. An invalid config or a mismatch with the existing
+// EnsureRetry calls Ensure until it succeeds or ctx ends: while NATS or
+// JetStream is unavailable each failed attempt (each request bounded by
+// 2 s) is followed by a wait growing from 100 ms to 2 s, so that services
+// started together on a fresh cluster, whose streams' leaders are still
+// being elected, are ready within seconds of it. An invalid config or a mismatch with the existing
 // streams is returned at once. onRetry, when set, hears every failure
 // that is retried.
 func EnsureRetry(ctx context.Context, js jetstream.JetStream, cfg Config, onRetry func(err error, wait time.Duration)) (*Handles, error) {

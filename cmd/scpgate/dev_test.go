@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/scpgate/scpgate/internal/natstest"
 )
 
 // freeAddr returns a loopback address with a port free at the time of the
@@ -25,17 +27,12 @@ func freeAddr(t *testing.T) string {
 // eventually polls f every 100 ms until it returns nil or d passed.
 func eventually(t *testing.T, what string, d time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
+	natstest.CheckFor(t, d, 100*time.Millisecond, func() error {
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // getJSON GETs url into v; a status other than 200 is an error.
