@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/commander"
@@ -139,19 +140,14 @@ func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn,
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	for _, sw := range sweepers {
-		if err := metrics.RegisterSweeper(reg, sw); err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-	}
 	if err := registerCertMetrics(reg, nil, natsCfg); err != nil {
 		return nil, err
 	}
-	hm, err := metrics.NewHTTP(reg, "commander")
+	cm, err := registerCommanderMetrics(reg, msvc, sweepers...)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+		return nil, err
 	}
-	cm, err := metrics.NewCommander(reg, msvc)
+	hm, err := metrics.NewHTTP(reg, "commander")
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -173,4 +169,20 @@ func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn,
 		}
 	}
 	return hm.Wrap(cm.Wrap(authn.Protect(mux, rules...))), nil
+}
+
+// registerCommanderMetrics adds the collectors of the sweepers to reg and
+// returns the commander's HTTP and micro service (msvc, nil: none)
+// metrics.
+func registerCommanderMetrics(reg *prometheus.Registry, msvc micro.Service, sweepers ...*commander.Sweeper) (*metrics.Commander, error) {
+	for _, sw := range sweepers {
+		if err := metrics.RegisterSweeper(reg, sw); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	cm, err := metrics.NewCommander(reg, msvc)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return cm, nil
 }

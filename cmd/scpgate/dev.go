@@ -293,10 +293,10 @@ func devHTTP(reg *prometheus.Registry, drv *driverRole, c *commanderRole, ing *i
 	if err := registerDriverMetrics(reg, drv.d, nc, nil); err != nil {
 		return nil, err
 	}
-	if err := ing.registerMetrics(reg, nc); err != nil {
+	if err := registerIngestMetrics(reg, ing.svc, nc); err != nil {
 		return nil, err
 	}
-	cm, err := c.registerMetrics(reg)
+	cm, err := registerCommanderMetrics(reg, c.micro, c.sweeper)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
@@ -195,11 +196,14 @@ func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn 
 // certificate of natsCfg among the metrics.
 func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc),
-		metrics.RegisterStreams(reg, nc), registerCertMetrics(reg, nil, natsCfg), metrics.RegisterStreamLeaders(reg, nc)} {
-		if err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
+	if err := registerIngestMetrics(reg, svc, nc); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterNATS(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := registerCertMetrics(reg, nil, natsCfg); err != nil {
+		return nil, err
 	}
 	hm, err := metrics.NewHTTP(reg, "ingest")
 	if err != nil {
@@ -211,4 +215,16 @@ func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, 
 	httpapi.HandleHealth(mux, svc.Readiness(nc, maxLag))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	return hm.Wrap(authn.Protect(mux, auth.IngestRules()...)), nil
+}
+
+// registerIngestMetrics adds the collectors of ingest and of the streams
+// it reads to reg.
+func registerIngestMetrics(reg *prometheus.Registry, svc *ingest.Service, nc *nats.Conn) error {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc),
+		metrics.RegisterStreams(reg, nc), metrics.RegisterStreamLeaders(reg, nc)} {
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
 }

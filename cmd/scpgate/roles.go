@@ -77,19 +77,6 @@ func (r *commanderRole) Close() error {
 	return r.svc.Close()
 }
 
-// registerMetrics adds the sweeper's collectors to reg and returns the
-// commander's HTTP and micro service metrics.
-func (r *commanderRole) registerMetrics(reg *prometheus.Registry) (*metrics.Commander, error) {
-	if err := metrics.RegisterSweeper(reg, r.sweeper); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	cm, err := metrics.NewCommander(reg, r.micro)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	return cm, nil
-}
-
 // ingestRole is an open ingest: the service consuming the streams into
 // its store, running until Close or until it fails (Done).
 type ingestRole struct {
@@ -141,18 +128,6 @@ func (r *ingestRole) Close() error {
 	r.stop()
 	<-r.finished
 	return r.err
-}
-
-// registerMetrics adds the collectors of ingest and of the streams it
-// reads to reg.
-func (r *ingestRole) registerMetrics(reg *prometheus.Registry, nc *nats.Conn) error {
-	for _, err := range []error{metrics.RegisterIngest(reg, r.svc), metrics.RegisterIngestHealth(reg, r.svc),
-		metrics.RegisterStreams(reg, nc), metrics.RegisterStreamLeaders(reg, nc)} {
-		if err != nil {
-			return fmt.Errorf("metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 // driverRole is an open driver: listening for controllers, publishing to
