@@ -17,6 +17,7 @@ import (
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/commander"
+	"github.com/scpgate/scpgate/internal/backoff"
 	"github.com/scpgate/scpgate/sim"
 )
 
@@ -55,7 +56,7 @@ func runCommands(ctx context.Context, e *env, p Params, r *Result) error {
 	}
 	// Let the driver finish what every new session starts with (presence,
 	// the first look for pending commands).
-	if err := sleep(ctx, settleAfterRamp(e.o.Quick, m)); err != nil {
+	if err := backoff.Sleep(ctx, settleAfterRamp(e.o.Quick, m)); err != nil {
 		return err
 	}
 
@@ -170,7 +171,7 @@ func submitAtRate(ctx context.Context, client *http.Client, base string, serial 
 	for i := range count {
 		at := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
 		if w := time.Until(at); w > 0 {
-			if err := sleep(ctx, w); err != nil {
+			if err := backoff.Sleep(ctx, w); err != nil {
 				return commandStats{}, err
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/scpgate/scpgate/internal/backoff"
 )
 
 // Targets of the connections scenario.
@@ -30,7 +32,7 @@ func runConnections(ctx context.Context, e *env, p Params, r *Result) error {
 		}
 		target = d.ready.Listen
 		// The empty driver: streams ensured, listening, watchers running.
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := backoff.Sleep(ctx, time.Second); err != nil {
 			return err
 		}
 		if rss0, err = rssBytes(d.pid); err != nil {
@@ -87,14 +89,14 @@ func runConnections(ctx context.Context, e *env, p Params, r *Result) error {
 	if e.o.Quick {
 		settle = connectionsSettleQck
 	}
-	if err := sleep(ctx, settle); err != nil {
+	if err := backoff.Sleep(ctx, settle); err != nil {
 		return err
 	}
 	if d == nil {
 		r.note("driver started outside the bench (--target): its memory and CPU are not measured")
 		return connectionsFleetNotes(ctx, f, r)
 	}
-	cpu, err := cpuPercent(d.pid, p.Window, func(w time.Duration) error { return sleep(ctx, w) })
+	cpu, err := cpuPercent(d.pid, p.Window, func(w time.Duration) error { return backoff.Sleep(ctx, w) })
 	if err != nil {
 		return err
 	}

@@ -331,18 +331,6 @@ func (e *env) raw(ctx context.Context, c *child, spec rawSpec) (rawResult, error
 	return res, err
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // poll calls cond every interval until it returns true or an error, or
 // ctx ends.
 func poll(ctx context.Context, interval time.Duration, cond func() (bool, error)) error {

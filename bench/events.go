@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/backoff"
 )
 
 // targetEventsRatio is the share of raw JetStream publishing the driver
@@ -173,7 +174,7 @@ func eventsLatency(ctx context.Context, e *env, f *fleet, p Params, maxRate floa
 		return err
 	}
 	// Door cycles take seconds: let the mix reach its rate first.
-	if err := sleep(ctx, min(5*time.Second, p.Duration/2)); err != nil {
+	if err := backoff.Sleep(ctx, min(5*time.Second, p.Duration/2)); err != nil {
 		return err
 	}
 	if err := f.resetLatency(ctx); err != nil {
@@ -183,7 +184,7 @@ func eventsLatency(ctx context.Context, e *env, f *fleet, p Params, maxRate floa
 	if err != nil {
 		return err
 	}
-	if err := sleep(ctx, p.Duration); err != nil {
+	if err := backoff.Sleep(ctx, p.Duration); err != nil {
 		return err
 	}
 	after, err := f.report(ctx)

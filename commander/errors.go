@@ -1,85 +1,28 @@
 package commander
 
-import (
-	"errors"
-	"fmt"
-	"net/http"
-)
+import "github.com/scpgate/scpgate/internal/httpapi"
 
 // Code classifies an API error; it is the "code" field of every error
-// answer, over HTTP and NATS alike.
-type Code string
+// answer, over HTTP and NATS alike (package httpapi, shared with ingest).
+type Code = httpapi.Code
 
-// Error codes.
+// Error codes (see httpapi for their meaning and HTTP status).
 const (
-	// CodeBadRequest: malformed JSON, unknown field, body too large, bad
-	// serial, id, wait or TTL syntax.
-	CodeBadRequest Code = "bad_request"
-	// CodeUnknownType: the command type is not one of commands.Types.
-	CodeUnknownType Code = "unknown_type"
-	// CodeBadParams: a command parameter (or ttl, idempotency_key) is
-	// missing or out of range; the message names it.
-	CodeBadParams Code = "bad_params"
-	// CodeConflict: the idempotency key was used for a different command.
-	CodeConflict Code = "conflict"
-	// CodeQueueFull: the controller already has its cap of pending
-	// commands.
-	CodeQueueFull Code = "queue_full"
-	// CodeUnavailable: NATS or JetStream did not answer in time.
-	CodeUnavailable Code = "unavailable"
-	// CodeNotFound: no such command.
-	CodeNotFound Code = "not_found"
-	// CodeInternal: a bug or a corrupt stored document.
-	CodeInternal Code = "internal"
+	CodeBadRequest  = httpapi.CodeBadRequest
+	CodeUnknownType = httpapi.CodeUnknownType
+	CodeBadParams   = httpapi.CodeBadParams
+	CodeConflict    = httpapi.CodeConflict
+	CodeQueueFull   = httpapi.CodeQueueFull
+	CodeUnavailable = httpapi.CodeUnavailable
+	CodeNotFound    = httpapi.CodeNotFound
+	CodeInternal    = httpapi.CodeInternal
 )
-
-// HTTPStatus returns the HTTP status of an error with code c.
-func (c Code) HTTPStatus() int {
-	switch c {
-	case CodeBadRequest, CodeUnknownType, CodeBadParams:
-		return http.StatusBadRequest
-	case CodeConflict:
-		return http.StatusConflict
-	case CodeQueueFull:
-		return http.StatusTooManyRequests
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable
-	case CodeNotFound:
-		return http.StatusNotFound
-	}
-	return http.StatusInternalServerError
-}
 
 // Error is an error of the command API: a code for programs and a message
 // for people. Err is the cause, for errors.Is/As and logs.
-type Error struct {
-	Code    Code
-	Message string
-	Err     error
-}
+type Error = httpapi.Error
 
-// Error returns the message.
-func (e *Error) Error() string { return e.Message }
-
-// Unwrap returns the cause.
-func (e *Error) Unwrap() error { return e.Err }
-
-// errorBody is the JSON of an error answer.
-type errorBody struct {
-	Error string `json:"error"`
-	Code  Code   `json:"code"`
-}
-
-func apiErr(code Code, err error, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
-}
-
-// asAPIError turns any error into an *Error; an error that is not one
-// already is internal.
-func asAPIError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return &Error{Code: CodeInternal, Message: err.Error(), Err: err}
-}
+var (
+	apiErr     = httpapi.Errorf
+	asAPIError = httpapi.AsError
+)

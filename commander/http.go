@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/internal/strictjson"
 	"github.com/scpgate/scpgate/schema"
 )
@@ -67,7 +68,7 @@ func Routes() []string {
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	b, err := schema.OpenAPI()
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "openapi document: " + err.Error(), Code: CodeInternal})
+		httpapi.WriteError(w, apiErr(CodeInternal, err, "openapi document: %v", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -115,7 +116,7 @@ func (s *Service) httpSubmit(w http.ResponseWriter, r *http.Request) {
 	if resp.Result != nil {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, resp)
+	httpapi.WriteJSON(w, status, resp)
 }
 
 func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +129,7 @@ func (s *Service) httpGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rec)
+	httpapi.WriteJSON(w, http.StatusOK, rec)
 }
 
 func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
@@ -151,7 +152,7 @@ func (s *Service) httpControllers(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	httpapi.WriteJSON(w, http.StatusOK, list)
 }
 
 func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
@@ -164,7 +165,7 @@ func (s *Service) httpController(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, c)
+	httpapi.WriteJSON(w, http.StatusOK, c)
 }
 
 // decodeBody decodes one JSON value from r into v strictly (package
@@ -219,22 +220,11 @@ func decodeError(err error) *Error {
 	return apiErr(CodeBadRequest, err, "%s", strings.TrimPrefix(err.Error(), "json: "))
 }
 
-// writeError answers err as JSON with its code's status.
+// writeError answers err as JSON with its code's status; an internal
+// error is logged.
 func (s *Service) writeError(w http.ResponseWriter, err error) {
-	e := asAPIError(err)
-	if e.Code == CodeInternal {
+	if e := asAPIError(err); e.Code == CodeInternal {
 		s.log.Error().Err(err).Msg("internal error")
 	}
-	writeJSON(w, e.Code.HTTPStatus(), errorBody{Error: e.Message, Code: e.Code})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		b, _ = json.Marshal(errorBody{Error: "encode response: " + err.Error(), Code: CodeInternal})
-		status = http.StatusInternalServerError
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	httpapi.WriteError(w, err)
 }

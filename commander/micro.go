@@ -160,7 +160,7 @@ func (s *Service) logMicroError(req micro.Request, err error) {
 
 func respondError(req micro.Request, err error) {
 	e := asAPIError(err)
-	body, _ := json.Marshal(errorBody{Error: e.Message, Code: e.Code})
+	body, _ := json.Marshal(e.Body())
 	_ = req.Error(strconv.Itoa(e.Code.HTTPStatus()), e.Message, body)
 }
 

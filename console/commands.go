@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate/commands"
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -28,14 +29,14 @@ type CommandList struct {
 func (c *Console) serveCommands(w http.ResponseWriter, r *http.Request) {
 	serial := r.PathValue("serial")
 	if err := streams.ValidSerial(serial); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error(), "code": "bad_request"})
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, err, "%v", err))
 		return
 	}
 	limit := 20
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 200 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit " + strconv.Quote(v) + ": want 1 to 200", "code": "bad_request"})
+			httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, nil, "limit %q: want 1 to 200", v))
 			return
 		}
 		limit = n
@@ -43,10 +44,10 @@ func (c *Console) serveCommands(w http.ResponseWriter, r *http.Request) {
 	list, err := recentCommands(r.Context(), c.opts.NC, serial, limit)
 	if err != nil {
 		c.opts.Log.Warn().Err(err).Str("serial", serial).Msg("console recent commands")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error(), "code": "unavailable"})
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeUnavailable, err, "%v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	httpapi.WriteJSON(w, http.StatusOK, list)
 }
 
 // recentCommands reads the status records of serial (keys <serial>.<seq>

@@ -26,6 +26,7 @@ import (
 
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/httpapi"
 )
 
 //go:embed assets
@@ -119,13 +120,13 @@ func (c *Console) serveFleet(w http.ResponseWriter, r *http.Request) {
 	switch f.Status {
 	case "", "all", "online", "offline":
 	default:
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "status " + strconv.Quote(f.Status) + ": want all, online or offline", "code": "bad_request"})
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, nil, "status %q: want all, online or offline", f.Status))
 		return
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit " + strconv.Quote(v) + ": want 1 to 1000", "code": "bad_request"})
+			httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, nil, "limit %q: want 1 to 1000", v))
 			return
 		}
 		f.Limit = n
@@ -133,8 +134,8 @@ func (c *Console) serveFleet(w http.ResponseWriter, r *http.Request) {
 	snap, err := c.fleet.get(r.Context())
 	if err != nil {
 		c.opts.Log.Warn().Err(err).Msg("console fleet view")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error(), "code": "unavailable"})
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeUnavailable, err, "%v", err))
 		return
 	}
-	writeJSON(w, http.StatusOK, snap.view(f))
+	httpapi.WriteJSON(w, http.StatusOK, snap.view(f))
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -401,12 +400,4 @@ func lagOf(ctx context.Context, js jetstream.JetStream, stream, filter, durable 
 	}
 	l.SecondsBehind = max(0, now.Sub(m.Time).Seconds())
 	return l, nil
-}
-
-// writeJSON answers v as JSON, never cached.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/scpgate/scpgate/internal/httpapi"
 )
 
 // IngestRoutes are the routes of the ingest query API that the
@@ -37,7 +39,7 @@ func RegisterIngestProxy(mux *http.ServeMux, base string, log zerolog.Logger) er
 	}
 	p.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 		log.Warn().Err(err).Str("path", r.URL.Path).Str("ingest", u.Host).Msg("console: ingest API unreachable")
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "ingest API unreachable: " + err.Error(), "code": "unavailable"})
+		httpapi.WriteJSON(w, http.StatusBadGateway, httpapi.ErrorBody{Error: "ingest API unreachable: " + err.Error(), Code: httpapi.CodeUnavailable})
 	}
 	for _, route := range IngestRoutes {
 		mux.Handle(route, p)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/internal/simtest"
 	"github.com/scpgate/scpgate/sim"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -191,7 +192,7 @@ func TestClusterStreamLeaderLoss(t *testing.T) {
 		Count:        controllers,
 		SerialPrefix: "R3",
 	})
-	stopFleet := runFleet(t, fleet)
+	stopFleet := simtest.RunFleet(t, fleet)
 	checkFor(t, "fleet connected", 20*time.Second, 20*time.Millisecond, func() error {
 		if r := fleet.Report(); r.Connected != controllers || r.Acked < 500 {
 			return fmt.Errorf("%d of %d connected, %d acked", r.Connected, controllers, r.Acked)

@@ -310,7 +310,7 @@ func (s *composeService) namedVolumeAt(containerPath string) string {
 	return ""
 }
 
-// containerPort reports whether s publishes container port p.
+// publishes reports whether s publishes container port p.
 func (s *composeService) publishes(p string) bool {
 	for _, spec := range s.Ports {
 		spec, _, _ = strings.Cut(spec, "/")

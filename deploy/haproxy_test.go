@@ -15,6 +15,7 @@ import (
 
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/internal/simtest"
 	"github.com/scpgate/scpgate/sim"
 )
 
@@ -96,7 +97,7 @@ func TestHAProxyFailover(t *testing.T) {
 		SerialPrefix: "LB",
 		Ramp:         500,
 	})
-	stopFleet := runFleet(t, fleet)
+	stopFleet := simtest.RunFleet(t, fleet)
 
 	sessions := func(name string) (int, error) {
 		var st driver.Stats

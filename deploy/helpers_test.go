@@ -21,6 +21,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/backoff"
+	"github.com/scpgate/scpgate/internal/natstest"
 	"github.com/scpgate/scpgate/sim"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -247,58 +249,32 @@ func testLogger(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 }
 
-// runFleet runs f until stop is called or the test ends.
-func runFleet(t testing.TB, f *sim.Fleet) (stop func()) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("fleet: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-// checkFor calls fn every interval until it returns nil and fails the test
-// with fn's last error when timeout passes first.
+// checkFor is natstest.CheckFor with what named in its failure.
 func checkFor(t testing.TB, what string, timeout, interval time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
+	natstest.CheckFor(t, timeout, interval, func() error {
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not done after %s: %v", what, timeout, err)
-		}
-		time.Sleep(interval)
-	}
+		return nil
+	})
 }
 
 // retryRead calls fn until it succeeds, failing the test when ctx ends
 // first; each failure is logged, the waits grow from 50 ms to 1 s.
 func retryRead(ctx context.Context, t testing.TB, what string, fn func() error) {
 	t.Helper()
-	wait := 50 * time.Millisecond
+	b := backoff.Backoff{Min: 50 * time.Millisecond, Max: time.Second}
 	for {
 		err := fn()
 		if err == nil {
 			return
 		}
+		wait := b.Next()
 		t.Logf("%s: %v (retrying in %s)", what, err, wait)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait) != nil {
 			t.Fatalf("%s: %v", what, err)
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, time.Second)
 	}
 }
 

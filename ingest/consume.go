@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/backoff"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -94,7 +95,7 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 		mb, err := cons.Fetch(s.opts.Batch, jetstream.FetchMaxWait(s.opts.MaxWait))
 		if err != nil {
 			log.Warn().Err(err).Msg("fetch failed")
-			pause(ctx, s.opts.RetryDelay)
+			_ = backoff.Sleep(ctx, s.opts.RetryDelay) // a done ctx ends the loop
 			continue
 		}
 		msgs := mb.Messages()
@@ -123,10 +124,10 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 		}
 		if err := mb.Error(); err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("fetch ended with an error")
-			pause(ctx, s.opts.RetryDelay)
+			_ = backoff.Sleep(ctx, s.opts.RetryDelay) // a done ctx ends the loop
 		}
 		if failed.Load() {
-			pause(ctx, s.opts.RetryDelay)
+			_ = backoff.Sleep(ctx, s.opts.RetryDelay) // a done ctx ends the loop
 			failed.Store(false)
 		}
 	}

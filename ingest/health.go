@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -109,4 +111,24 @@ func (s *Service) checkConsumer(ctx context.Context, stream, filter string) stri
 	log.Error().Str("problem", problem).Msg("ingest consumer was wrong; created again with its own config " +
 		"(after a changed filter, events stored meanwhile outside it may be missing: run ingest --rebuild)")
 	return problem + " (repaired)"
+}
+
+// Readiness returns the /readyz policy of ingest: ready while nc is
+// connected, the durable consumers are as ingest made them (not deleted,
+// not filtered otherwise) and less than maxLag behind; the body carries
+// the lag, the NATS status and the consumers' health either way.
+func (s *Service) Readiness(nc *nats.Conn, maxLag time.Duration) httpapi.ReadyFunc {
+	return func() (string, map[string]any) {
+		lag, health := s.Lag(), s.Health()
+		body := map[string]any{"lag": lag, "nats": nc.Status().String(), "consumers": health}
+		switch {
+		case !nc.IsConnected():
+			return httpapi.NATSNotConnected, body
+		case !health.Ready():
+			return health.Reason(), body
+		case time.Duration(lag.SecondsBehind*float64(time.Second)) > maxLag:
+			return "lagging", body
+		}
+		return "", body
+	}
 }

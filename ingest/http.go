@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/schema"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -25,8 +25,9 @@ import (
 //
 // since and until are RFC 3339 times (since inclusive, until exclusive);
 // limit is 1 to 1000 (default 100); a page's "next" is passed as after to
-// get the following page. Errors are JSON {"error": "..."}: 400 for a bad
-// parameter, 404 for an unknown controller or result.
+// get the following page. Errors are JSON {"error": "...", "code": "..."}
+// (package httpapi): 400 bad_request for a bad parameter, 404 not_found for
+// an unknown controller, result or endpoint, 500 internal otherwise.
 func (s *Service) Handler() http.Handler {
 	return NewHandler(s.opts.Store, s.log)
 }
@@ -39,7 +40,7 @@ func NewHandler(store scpgate.Store, log zerolog.Logger) http.Handler {
 		mux.HandleFunc(r.pattern, r.fn)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeNotFound, nil, "no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 	return mux
 }
@@ -74,7 +75,7 @@ func (a *api) routes() []route {
 func openAPI(w http.ResponseWriter, _ *http.Request) {
 	b, err := schema.OpenAPI()
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "openapi document: "+err.Error())
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeInternal, err, "openapi document: %v", err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -94,7 +95,7 @@ var eventParams = map[string]bool{
 func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	q, err := parseEventQuery(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, err, "%s", err))
 		return
 	}
 	page, err := a.store.QueryEvents(r.Context(), q)
@@ -102,7 +103,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, page)
+	httpapi.WriteJSON(w, http.StatusOK, page)
 }
 
 // parseEventQuery reads the event query of r; its errors are
@@ -176,7 +177,7 @@ func parseTime(vals map[string][]string, name string) (time.Time, error) {
 func (a *api) state(w http.ResponseWriter, r *http.Request) {
 	serial := r.PathValue("serial")
 	if err := streams.ValidSerial(serial); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, err, "%s", err))
 		return
 	}
 	st, err := a.store.ControllerState(r.Context(), serial)
@@ -184,7 +185,7 @@ func (a *api) state(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, st)
+	httpapi.WriteJSON(w, http.StatusOK, st)
 }
 
 func (a *api) result(w http.ResponseWriter, r *http.Request) {
@@ -193,34 +194,22 @@ func (a *api) result(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	httpapi.WriteJSON(w, http.StatusOK, res)
 }
 
-// fail answers a store error: 400 for a bad query, 404 for not found,
-// 500 (logged) otherwise.
+// fail answers a store error: 400 bad_request for a bad query, 404
+// not_found, 500 internal (logged) otherwise.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var qe *scpgate.QueryError
 	switch {
 	case errors.As(err, &qe):
-		writeError(w, http.StatusBadRequest, qe.Error())
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeBadRequest, err, "%s", qe))
 	case errors.Is(err, scpgate.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeNotFound, err, "%s", err))
 	case r.Context().Err() != nil:
 		// the client went away; nothing to answer
 	default:
 		a.log.Error().Err(err).Str("path", r.URL.Path).Msg("query failed")
-		writeError(w, http.StatusInternalServerError, "internal error")
+		httpapi.WriteError(w, httpapi.Errorf(httpapi.CodeInternal, err, "internal error"))
 	}
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v) // the client may have gone
 }

@@ -115,6 +115,8 @@ func TestHTTPQueries(t *testing.T) {
 	}
 }
 
+// TestHTTPErrors checks each refused query: its status, a message naming
+// what is wrong and the code of the shared error model.
 func TestHTTPErrors(t *testing.T) {
 	srv := apiServer(t, storetest.History(10, 1, 20), nil)
 	var page scpgate.EventPage
@@ -147,6 +149,11 @@ func TestHTTPErrors(t *testing.T) {
 		code := get(t, srv, tt.path, &body)
 		if code != tt.code || !strings.Contains(body["error"], tt.want) {
 			t.Errorf("GET %s: got %d %q, want %d with %q", tt.path, code, body["error"], tt.code, tt.want)
+		}
+		// The error shape is the commander's (api.json#/$defs/error).
+		wantCode := map[int]string{400: "bad_request", 404: "not_found"}[tt.code]
+		if body["code"] != wantCode || len(body) != 2 {
+			t.Errorf("GET %s: body %v, want error and code %q only", tt.path, body, wantCode)
 		}
 	}
 }

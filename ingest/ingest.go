@@ -192,13 +192,3 @@ func (s *Service) consumer(ctx context.Context, stream, filter string) (jetstrea
 	}
 	return c, nil
 }
-
-// pause waits d or until ctx is done.
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}

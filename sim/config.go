@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/scpgate/scpgate/internal/backoff"
 	"github.com/scpgate/scpgate/scpbridge"
 )
 
@@ -55,17 +56,7 @@ func (b BackoffConfig) Delay(attempt int, r *rand.Rand) time.Duration {
 
 // Ceiling returns the upper bound of Delay(attempt): min(Max, Min·2^attempt).
 func (b BackoffConfig) Ceiling(attempt int) time.Duration {
-	if attempt < 0 {
-		attempt = 0
-	}
-	limit := b.Min
-	for i := 0; i < attempt && limit < b.Max; i++ {
-		limit *= 2
-	}
-	if limit > b.Max {
-		limit = b.Max
-	}
-	return limit
+	return backoff.Ceiling(b.Min, b.Max, attempt)
 }
 
 // Config describes one simulated controller. Zero fields take the

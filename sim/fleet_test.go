@@ -11,36 +11,10 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/scpgate/scpgate/internal/simtest"
 	sb "github.com/scpgate/scpgate/scpbridge"
 	"github.com/scpgate/scpgate/sim"
 )
-
-// runFleet runs f until the test ends and returns a function that stops it
-// and waits.
-func runFleet(t *testing.T, f *sim.Fleet) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx) }()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("fleet run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("fleet did not stop")
-		}
-	}
-	t.Cleanup(stop)
-	return stop
-}
 
 func TestFleetRandomMixIsAcknowledgedAndReported(t *testing.T) {
 	h := newTestHost(t, fastTiming)
@@ -53,7 +27,7 @@ func TestFleetRandomMixIsAcknowledgedAndReported(t *testing.T) {
 	if got := f.Controllers()[4].Serial(); got != "MIX000004" {
 		t.Fatalf("serial of controller 4 = %q, want MIX000004", got)
 	}
-	stop := runFleet(t, f)
+	stop := simtest.RunFleet(t, f)
 	waitFor(t, 10*time.Second, "1,000 transactions", func() bool { return h.txTotal.Load() >= 1000 })
 	f.SetRate(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -83,7 +57,7 @@ func TestFleetWaitAckedReportsWhatIsLeft(t *testing.T) {
 	h := newTestHost(t, fastTiming)
 	h.quiet.Store(true) // receives but never acknowledges
 	f := sim.NewFleet(sim.FleetConfig{Controller: testConfig(t, h.addr(), ""), Count: 2})
-	runFleet(t, f)
+	simtest.RunFleet(t, f)
 	for _, c := range f.Controllers() {
 		c.Generate(7)
 	}
@@ -113,7 +87,7 @@ func TestIdleFleetMemory(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	goroutines := runtime.NumGoroutine()
 	f := sim.NewFleet(sim.FleetConfig{Controller: cfg, Count: n, Ramp: 5000})
-	runFleet(t, f)
+	simtest.RunFleet(t, f)
 	waitFor(t, 20*time.Second, "all connected", func() bool { return f.Report().Connected == n })
 	var after runtime.MemStats
 	runtime.GC()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/scpgate/scpgate/internal/natstest"
 	sb "github.com/scpgate/scpgate/scpbridge"
 	"github.com/scpgate/scpgate/sim"
 )
@@ -259,13 +261,12 @@ func expectTxs(t *testing.T, hc *hostConn, n int) []sb.Transaction {
 // waitFor polls cond until it holds or timeout passes.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	natstest.CheckFor(t, timeout, 10*time.Millisecond, func() error {
+		if !cond() {
+			return fmt.Errorf("waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // rawCommand encodes a command frame by hand, for codes Command refuses to

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/scpgate/scpgate/internal/backoff"
 )
 
 // Handles are the streams and buckets Ensure or Apply opened.
@@ -230,21 +232,20 @@ func compareBucket(have jetstream.StreamConfig, want jetstream.KeyValueConfig) [
 
 // Retry timing of EnsureRetry.
 const (
-	ensureOp       = 2 * time.Second
-	ensureMinWait  = 100 * time.Millisecond
-	ensureMaxWait  = 2 * time.Second
-	ensureWaitGrow = 2
+	ensureOp      = 2 * time.Second
+	ensureMinWait = 100 * time.Millisecond
+	ensureMaxWait = 2 * time.Second
 )
 
-// EnsureRetry calls Ensure until it succeeds or ctx ends, each failed
-// attempt followed by a growing wait (100 ms to 2 s)
-// while NATS or JetStream is unavailable (each request bounded by 2 s): services started together on a
-// fresh cluster, whose streams' leaders are still being elected, are ready
-// within seconds of it. An invalid config or a mismatch with the existing
+// EnsureRetry calls Ensure until it succeeds or ctx ends: while NATS or
+// JetStream is unavailable each failed attempt (each request bounded by
+// 2 s) is followed by a wait growing from 100 ms to 2 s, so that services
+// started together on a fresh cluster, whose streams' leaders are still
+// being elected, are ready within seconds of it. An invalid config or a mismatch with the existing
 // streams is returned at once. onRetry, when set, hears every failure
 // that is retried.
 func EnsureRetry(ctx context.Context, js jetstream.JetStream, cfg Config, onRetry func(err error, wait time.Duration)) (*Handles, error) {
-	wait := ensureMinWait
+	b := backoff.Backoff{Min: ensureMinWait, Max: ensureMaxWait}
 	for {
 		h, err := ensure(ctx, js, cfg, ensureOp)
 		if err == nil {
@@ -256,16 +257,12 @@ func EnsureRetry(ctx context.Context, js jetstream.JetStream, cfg Config, onRetr
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("ensure streams: %w (last error: %v)", ctx.Err(), err)
 		}
+		wait := b.Next()
 		if onRetry != nil {
 			onRetry(err, wait)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("ensure streams: %w (last error: %v)", ctx.Err(), err)
-		case <-t.C:
+		if serr := backoff.Sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("ensure streams: %w (last error: %v)", serr, err)
 		}
-		wait = min(ensureWaitGrow*wait, ensureMaxWait)
 	}
 }

@@ -7,12 +7,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 	"github.com/nats-io/nats.go/micro"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/console"
 	"github.com/scpgate/scpgate/internal/auth"
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 )
@@ -80,7 +82,7 @@ func runCommander(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	var front startingHandler
+	var front httpapi.Starting
 	done := serveOn(ctx, ln, &front, cfg.MaxWait+10*time.Second, log)
 	nc, err := natsconn.Connect(natsCfg, "scpgate-commander", log, nats.RetryOnFailedConnect(true))
 	if err != nil {
@@ -99,34 +101,16 @@ func runCommander(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	svc, err := commander.New(commander.Options{JS: js, NC: nc, Log: log, DefaultTTL: cfg.DefaultTTL, MaxTTL: cfg.MaxTTL, MaxWait: cfg.MaxWait})
+	role, err := openCommander(ctx, cfg, roleEnv{nc: nc, js: js, log: log})
 	if err != nil {
 		return err
 	}
-	defer svc.Close()
-	sweeper, err := commander.NewSweeper(commander.SweeperOptions{JS: js, Log: log, Interval: cfg.SweepEvery, Grace: cfg.SweepGrace, MaxTTL: cfg.MaxTTL})
-	if err != nil {
-		return err
-	}
-	if err := sweeper.Check(ctx); err != nil {
-		return err
-	}
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		_ = sweeper.Run(sweepCtx) // checked above; sweep errors are logged
-	}()
-	defer func() { stopSweep(); <-sweepDone }()
-	msvc, err := svc.Register(nc)
-	if err != nil {
-		return fmt.Errorf("register micro service: %w", err)
-	}
+	defer role.Close()
 	authn, err := cfg.authenticator(ctx, log)
 	if err != nil {
 		return err
 	}
-	h, err := commanderHandler(svc, msvc, nc, natsCfg, authn, cfg, log, sweeper)
+	h, err := commanderHandler(role.svc, role.micro, nc, natsCfg, authn, cfg, log, role.sweeper)
 	if err != nil {
 		return err
 	}
@@ -156,35 +140,21 @@ func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn,
 	if err := metrics.RegisterNATS(reg, nc); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	for _, sw := range sweepers {
-		if err := metrics.RegisterSweeper(reg, sw); err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
-	}
 	if err := registerCertMetrics(reg, nil, natsCfg); err != nil {
+		return nil, err
+	}
+	cm, err := registerCommanderMetrics(reg, msvc, sweepers...)
+	if err != nil {
 		return nil, err
 	}
 	hm, err := metrics.NewHTTP(reg, "commander")
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	cm, err := metrics.NewCommander(reg, msvc)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
 	mux.Handle("GET /openapi.json", svc.Handler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !nc.IsConnected() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": natsNotConnected})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	httpapi.HandleHealth(mux, httpapi.NATSReady(nc))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	rules := auth.CommanderRules()
 	if cfg.Console {
@@ -199,4 +169,20 @@ func commanderHandler(svc *commander.Service, msvc micro.Service, nc *nats.Conn,
 		}
 	}
 	return hm.Wrap(cm.Wrap(authn.Protect(mux, rules...))), nil
+}
+
+// registerCommanderMetrics adds the collectors of the sweepers to reg and
+// returns the commander's HTTP and micro service (msvc, nil: none)
+// metrics.
+func registerCommanderMetrics(reg *prometheus.Registry, msvc micro.Service, sweepers ...*commander.Sweeper) (*metrics.Commander, error) {
+	for _, sw := range sweepers {
+		if err := metrics.RegisterSweeper(reg, sw); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+	}
+	cm, err := metrics.NewCommander(reg, msvc)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return cm, nil
 }

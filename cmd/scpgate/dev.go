@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/http"
@@ -28,7 +29,6 @@ import (
 	"github.com/scpgate/scpgate/internal/embedded"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/sim"
-	"github.com/scpgate/scpgate/sqlite"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -75,6 +75,19 @@ type devFlags struct {
 }
 
 func runDev(ctx context.Context, args []string) error {
+	return runDevWith(ctx, args, devHooks{})
+}
+
+// devHooks let a test run dev inside its own process: logTo (nil:
+// stderr) receives the log, running (when set) the addresses dev listens
+// on once it serves.
+type devHooks struct {
+	logTo   io.Writer
+	running func(controllers, http string)
+}
+
+// runDevWith is runDev with hooks.
+func runDevWith(ctx context.Context, args []string, hooks devHooks) error {
 	var f devFlags
 	var env devEnv
 	fs := newFlagSet("dev", envSpec{"SCPGATE", &env})
@@ -117,7 +130,12 @@ func runDev(ctx context.Context, args []string) error {
 		return usageErrorf("--log-level: %v", err)
 	}
 	apiEnv := env.APIAuthEnv
-	log := buildLogger(os.Stderr, f.logLevel, isTerminal(os.Stderr), true)
+	var log zerolog.Logger
+	if hooks.logTo != nil {
+		log = buildLogger(hooks.logTo, f.logLevel, false, true)
+	} else {
+		log = buildLogger(os.Stderr, f.logLevel, isTerminal(os.Stderr), true)
+	}
 	warnUnknownEnv(log)
 	if err := os.MkdirAll(f.data, 0o755); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -162,73 +180,70 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("ensure streams: %w", err)
 	}
 
-	reg := metrics.NewRegistry()
-	latency, err := metrics.NewPublishLatency(reg)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
+	// The same three roles as in production, opened on the embedded
+	// server with their defaults.
+	roleOn := func(role string) roleEnv {
+		return roleEnv{nc: nc, js: js, streams: h, log: log.With().Str("role", role).Logger()}
 	}
-	dopts := driver.Options{ID: "dev", Listen: f.listen, Listener: ctrlLn, NATS: nc, Log: log.With().Str("role", "driver").Logger(), PublishLatency: latency}
+	reg := metrics.NewRegistry()
 	var devTLS *devCA
 	if f.tls {
 		if devTLS, err = newDevCA(filepath.Join(f.data, "tls")); err != nil {
 			return err
 		}
-		dopts.TLS, dopts.RequireCertSerial = devTLS.server, true
 		log.Info().Str("ca", devTLS.caFile).Msg("controller port speaks TLS")
 	}
-	d, err := driver.New(dopts)
+	tune := func(o *driver.Options) {
+		o.Streams = streams.DefaultConfig() // as applied above
+		if devTLS != nil {
+			o.TLS, o.RequireCertSerial = devTLS.server, true
+		}
+	}
+	drv, err := openDriver(ctx, driverConfig{ID: "dev", Listen: f.listen}, roleOn("driver"), ctrlLn, reg, tune)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := d.Start(ctx); err != nil {
+	defer drv.Close()
+	if err := drv.Start(ctx); err != nil {
 		return err
 	}
-	cmdr, err := commander.New(commander.Options{JS: js, NC: nc, Log: log.With().Str("role", "commander").Logger()})
+	d := drv.d
+	cmdr, err := openCommander(ctx, commanderConfig{}, roleOn("commander"))
 	if err != nil {
 		return err
 	}
 	defer cmdr.Close()
-	if _, err := cmdr.Register(nc); err != nil {
-		return fmt.Errorf("register commander: %w", err)
-	}
-	sweeper, err := commander.NewSweeper(commander.SweeperOptions{JS: js, Log: log.With().Str("role", "commander").Logger()})
-	if err != nil {
-		return err
-	}
-	store, err := sqlite.Open(filepath.Join(f.data, "scpgate.db"))
+	store, err := openStore(ctx, "sqlite:"+filepath.Join(f.data, "scpgate.db"), log)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	log.Info().Str("store", "sqlite").Str("path", filepath.Join(f.data, "scpgate.db")).Msg("store opened")
-	ing, err := ingest.New(ingest.Options{JS: js, Store: store, StateKV: h.State, Log: log.With().Str("role", "ingest").Logger()})
+	ing, err := openIngest(ctx, ingestConfig{State: true}, roleOn("ingest"), store)
 	if err != nil {
 		return err
 	}
+	defer ing.Close()
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := ing.Run(runCtx); err != nil && runCtx.Err() == nil {
-			log.Error().Err(err).Msg("ingest stopped")
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if err := sweeper.Run(runCtx); err != nil && runCtx.Err() == nil {
-			log.Error().Err(err).Msg("command sweeper stopped")
+		select {
+		case <-ing.Done():
+			if err := ing.Err(); err != nil {
+				log.Error().Err(err).Msg("ingest stopped")
+			}
+		case <-runCtx.Done():
 		}
 	}()
 	authn, err := apiEnv.authenticator(runCtx, log)
 	if err != nil {
 		return err
 	}
-	handler, err := devHTTP(reg, d, cmdr, ing, nc, authn, log)
+	handler, err := devHTTP(reg, drv, cmdr, ing, nc, authn, log)
 	if err != nil {
 		return err
 	}
@@ -251,10 +266,13 @@ func runDev(ctx context.Context, args []string) error {
 		}()
 		log.Info().Int("controllers", f.sim).Float64("rate", f.simRate).Msg("simulated fleet connecting")
 	}
-	log.Info().Str("controllers", d.Addr().String()).Str("http", f.http).Msg("scpgate dev running; Ctrl-C stops it")
+	log.Info().Str("controllers", d.Addr().String()).Str("http", httpLn.Addr().String()).Msg("scpgate dev running; Ctrl-C stops it")
+	if hooks.running != nil {
+		hooks.running(d.Addr().String(), httpLn.Addr().String())
+	}
 	if f.every > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); statusLines(runCtx, f.every, d, h.Events, ing, log) }()
+		go func() { defer wg.Done(); statusLines(runCtx, f.every, d, h.Events, ing.svc, log) }()
 	}
 	select {
 	case <-ctx.Done():
@@ -269,33 +287,24 @@ func runDev(ctx context.Context, args []string) error {
 }
 
 // devHTTP returns the handler of the one HTTP server of dev: devMux,
-// /metrics and the web console (at /console/) behind authn (the driver's /stats needs an admin token when
-// tokens are configured), counted in reg.
-func devHTTP(reg *prometheus.Registry, d *driver.Driver, c *commander.Service, ing *ingest.Service, nc *nats.Conn, authn *auth.Authenticator, log zerolog.Logger) (http.Handler, error) {
-	if err := registerDriverMetrics(reg, d, nc, nil); err != nil {
+// /metrics and the web console (at /console/) behind authn (the driver's
+// /stats needs an admin token when tokens are configured), counted in reg.
+func devHTTP(reg *prometheus.Registry, drv *driverRole, c *commanderRole, ing *ingestRole, nc *nats.Conn, authn *auth.Authenticator, log zerolog.Logger) (http.Handler, error) {
+	if err := registerDriverMetrics(reg, drv.d, nc, nil); err != nil {
 		return nil, err
 	}
-	if err := metrics.RegisterStreams(reg, nc); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+	if err := registerIngestMetrics(reg, ing.svc, nc); err != nil {
+		return nil, err
 	}
-	if err := metrics.RegisterIngest(reg, ing); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	if err := metrics.RegisterIngestHealth(reg, ing); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
+	cm, err := registerCommanderMetrics(reg, c.micro, c.sweeper)
+	if err != nil {
+		return nil, err
 	}
 	hm, err := metrics.NewHTTP(reg, "dev")
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	cm, err := metrics.NewCommander(reg, nil)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	if err := metrics.RegisterStreamLeaders(reg, nc); err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	mux := devMux(d, c, ing)
+	mux := devMux(drv.d, c.svc, ing.svc)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	console.New(console.Options{NC: nc, Log: log.With().Str("role", "console").Logger()}).Register(mux)
 	rules := append(append(auth.CommanderRules(), auth.IngestRules()...), console.Rules()...)

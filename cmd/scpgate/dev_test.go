@@ -1,7 +1,8 @@
-package main_test
+package main
 
 import (
-	"bytes"
+	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -10,113 +11,99 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/scpgate/scpgate/internal/natstest"
 )
 
-// freeAddr returns a loopback address with a port free at the time of the
-// call.
-func freeAddr(t *testing.T) string {
+// readmeDevArgs returns the arguments of `scpgate dev` in the README's
+// first command, the one a new user runs first.
+func readmeDevArgs(t *testing.T) []string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	f, err := os.Open("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// eventually polls f every 100 ms until it returns nil or d passed.
-func eventually(t *testing.T, what string, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
+		cmd, _, _ := strings.Cut(line, "#")
+		fields := strings.Fields(cmd)
+		if len(fields) < 4 || strings.Join(fields[:4], " ") != "go run ./cmd/scpgate dev" {
+			t.Fatalf("README's first command is %q, want go run ./cmd/scpgate dev ...", line)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return fields[4:]
 	}
+	t.Fatal("README has no command")
+	return nil
 }
 
-// getJSON GETs url into v; a status other than 200 is an error.
-func getJSON(url string, v any) error {
+// devGet GETs url into v; a status other than 200 is an error.
+func devGet(url string, v any) error {
 	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s (%v)", url, resp.Status, b, err)
 	}
 	return json.Unmarshal(b, v)
 }
 
-// TestDev runs the README's first command as a user would (`scpgate dev`
-// with a simulated fleet, here on free ports) and uses the system it
-// starts: events stored and queryable, controllers listed online, a
-// command answered, a controller's state; then Ctrl-C stops it cleanly.
-// With --tls the controller port serves the dev CA written under --data.
+// TestDev runs the README's first command (`scpgate dev --sim N`) in this
+// process, on ports the system chooses, and uses the system it starts:
+// events stored and queryable, controllers listed online, a command
+// answered, a controller's state; then Ctrl-C (its context) stops it
+// cleanly. With --tls the controller port serves the dev CA written under
+// --data.
 func TestDev(t *testing.T) {
 	if testing.Short() {
-		t.Skip("builds and runs the whole system")
+		t.Skip("runs the whole system")
 	}
-	bin := filepath.Join(t.TempDir(), "scpgate")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	readme := readmeDevArgs(t)
 	for _, withTLS := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
 			data := t.TempDir()
-			ctrl, web := freeAddr(t), freeAddr(t)
-			args := []string{"dev", "--data", data, "--sim", "5", "--sim-rate", "20", "--listen", ctrl,
-				"--http", web, "--nats-port", "-1", "--status-every", "1s"}
+			args := append(append([]string{}, readme...), "--data", data, "--sim", "5", "--sim-rate", "20",
+				"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--nats-port", "-1", "--status-every", "1s")
 			if withTLS {
 				args = append(args, "--tls")
 			}
-			cmd := exec.Command(bin, args...)
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			type addrs struct{ ctrl, web string }
+			running := make(chan addrs, 1)
 			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			stopped := false
-			defer func() {
-				if !stopped {
-					_ = cmd.Process.Kill()
-					<-exited
-				}
-				if t.Failed() {
-					t.Logf("scpgate dev output:\n%s", out.String())
-				}
+			go func() {
+				exited <- runDevWith(ctx, args, devHooks{logTo: io.Discard, running: func(c, h string) { running <- addrs{c, h} }})
 			}()
-			base := "http://" + web
+			var a addrs
+			select {
+			case a = <-running:
+			case err := <-exited:
+				t.Fatalf("dev %v: %v", args, err)
+			case <-time.After(60 * time.Second):
+				t.Fatal("dev not running after 60 s")
+			}
+			base := "http://" + a.web
 
-			eventually(t, "ready", 30*time.Second, func() error {
-				resp, err := http.Get(base + "/readyz")
-				if err != nil {
-					return err
-				}
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("/readyz: %s", resp.Status)
-				}
-				return nil
+			natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+				var r map[string]any
+				return devGet(base+"/readyz", &r)
 			})
 			var api struct {
 				OpenAPI string `json:"openapi"`
 			}
-			if err := getJSON(base+"/openapi.json", &api); err != nil || api.OpenAPI != "3.1.0" {
+			if err := devGet(base+"/openapi.json", &api); err != nil || api.OpenAPI != "3.1.0" {
 				t.Errorf("/openapi.json: %q, %v; want the OpenAPI 3.1 document", api.OpenAPI, err)
 			}
 			var list struct {
@@ -125,8 +112,8 @@ func TestDev(t *testing.T) {
 					Online bool   `json:"online"`
 				} `json:"controllers"`
 			}
-			eventually(t, "fleet online", 30*time.Second, func() error {
-				if err := getJSON(base+"/v1/controllers", &list); err != nil {
+			natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
+				if err := devGet(base+"/v1/controllers", &list); err != nil {
 					return err
 				}
 				online := 0
@@ -141,13 +128,13 @@ func TestDev(t *testing.T) {
 				return nil
 			})
 			serial := list.Controllers[0].Serial
-			eventually(t, "events stored and queryable", 30*time.Second, func() error {
+			natstest.CheckFor(t, 30*time.Second, 100*time.Millisecond, func() error {
 				var page struct {
 					Events []struct {
 						Kind string `json:"kind"`
 					} `json:"events"`
 				}
-				if err := getJSON(base+"/v1/controllers/"+serial+"/events?limit=50", &page); err != nil {
+				if err := devGet(base+"/v1/controllers/"+serial+"/events?limit=50", &page); err != nil {
 					return err
 				}
 				for _, ev := range page.Events {
@@ -172,12 +159,11 @@ func TestDev(t *testing.T) {
 			if err := json.Unmarshal(b, &sub); err != nil || sub.Status != "ok" || sub.Finished == "" {
 				t.Fatalf("command: %s %s (%v); want a result ok", resp.Status, b, err)
 			}
-			var state struct {
-				Serial string `json:"controller"`
-				Online bool   `json:"online"`
-			}
-			eventually(t, "state", 10*time.Second, func() error {
-				if err := getJSON(base+"/v1/controllers/"+serial+"/state", &state); err != nil {
+			natstest.CheckFor(t, 10*time.Second, 100*time.Millisecond, func() error {
+				var state struct {
+					Online bool `json:"online"`
+				}
+				if err := devGet(base+"/v1/controllers/"+serial+"/state", &state); err != nil {
 					return err
 				}
 				if !state.Online {
@@ -193,19 +179,16 @@ func TestDev(t *testing.T) {
 				}
 				pool := x509.NewCertPool()
 				pool.AppendCertsFromPEM(pem)
-				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", ctrl, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+				c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", a.ctrl, &tls.Config{RootCAs: pool, ServerName: "localhost"})
 				if err != nil {
 					t.Fatalf("TLS handshake with the controller port, trusting --data/tls/ca.crt: %v", err)
 				}
 				c.Close()
 			}
 
-			if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-				t.Fatal(err)
-			}
+			cancel() // Ctrl-C
 			select {
 			case err := <-exited:
-				stopped = true
 				if err != nil {
 					t.Fatalf("scpgate dev after Ctrl-C: %v", err)
 				}

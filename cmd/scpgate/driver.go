@@ -142,45 +142,21 @@ func runDriver(ctx context.Context, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	opts := cfg.options(nc)
-	opts.Log = log
-	opts.Listener = ctrlLn
-	srvTLS, requireSerial, err := cfg.serverTLS(log)
+	js, err := jetstreamOf(nc)
 	if err != nil {
 		return err
 	}
 	reg := metrics.NewRegistry()
-	if opts.PublishLatency, err = metrics.NewPublishLatency(reg); err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
-	if srvTLS != nil {
-		opts.TLS, opts.RequireCertSerial = srvTLS.Config(), requireSerial
-		go srvTLS.Watch(watchCtx, 0)
-	}
-	allow, err := cfg.allowList(watchCtx, log)
+	role, err := openDriver(ctx, cfg, roleEnv{nc: nc, js: js, log: log}, ctrlLn, reg, nil)
 	if err != nil {
 		return err
 	}
-	if allow != nil {
-		opts.Admit = allow.Allowed
-	}
-	secrets, err := cfg.secrets(watchCtx, log)
-	if err != nil {
+	defer role.Close()
+	d := role.d
+	if err := registerDriverMetrics(reg, d, nc, role.allow); err != nil {
 		return err
 	}
-	if secrets != nil {
-		opts.CheckSecret = secrets.Check
-	}
-	d, err := driver.New(opts)
-	if err != nil {
-		return err
-	}
-	if err := registerDriverMetrics(reg, d, nc, allow); err != nil {
-		return err
-	}
-	if err := registerCertMetrics(reg, srvTLS, natsCfg); err != nil {
+	if err := registerCertMetrics(reg, role.srvTLS, natsCfg); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
@@ -189,7 +165,7 @@ func runDriver(ctx context.Context, args []string) error {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	httpDone := serveOn(httpCtx, httpLn, mux, 30*time.Second, log)
-	if err := d.Start(ctx); err != nil {
+	if err := role.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -199,16 +175,15 @@ func runDriver(ctx context.Context, args []string) error {
 	select {
 	case <-ctx.Done():
 	case err := <-httpDone:
-		_ = d.Close()
 		return err
 	}
 	log.Info().Msg("draining")
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainDeadline+5*time.Second)
 	defer cancel()
-	if err := d.Drain(dctx); err != nil {
+	if err := role.Drain(dctx); err != nil {
 		log.Warn().Err(err).Msg("drain")
 	}
-	err = d.Close()
+	err = role.Close()
 	stopHTTP()
 	<-httpDone
 	return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,12 +9,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/auth"
 	"github.com/scpgate/scpgate/internal/envcheck"
+	"github.com/scpgate/scpgate/internal/httpapi"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/postgres"
@@ -94,7 +95,7 @@ func runIngest(ctx context.Context, args []string) error {
 		return err
 	}
 	defer store.Close()
-	var front startingHandler
+	var front httpapi.Starting
 	done := make(<-chan error)
 	if !*rebuild {
 		// The HTTP address is opened before NATS is reached: a port in
@@ -134,29 +135,26 @@ func runIngest(ctx context.Context, args []string) error {
 		log.Info().Dur("took", time.Since(start)).Msg("rebuild finished")
 		return nil
 	}
-	opts := ingest.Options{JS: js, Store: store, Durable: cfg.Durable, Batch: cfg.Batch, Writers: cfg.Writers, Log: log}
-	if cfg.State {
-		opts.StateKV = h.State
-	}
-	svc, err := ingest.New(opts)
-	if err != nil {
-		return err
-	}
 	authn, err := cfg.authenticator(ctx, log)
 	if err != nil {
 		return err
 	}
-	api, err := ingestHandler(svc, nc, natsCfg, cfg.MaxLag, authn)
+	role, err := openIngest(ctx, cfg, roleEnv{nc: nc, js: js, streams: h, log: log}, store)
+	if err != nil {
+		return err
+	}
+	defer role.Close()
+	api, err := ingestHandler(role.svc, nc, natsCfg, cfg.MaxLag, authn)
 	if err != nil {
 		return err
 	}
 	front.Set(api)
-	runErr := svc.Run(ctx)
-	<-done
-	if ctx.Err() != nil {
-		return nil
+	select {
+	case <-ctx.Done():
+	case <-role.Done():
 	}
-	return runErr
+	<-done
+	return role.Err()
 }
 
 // openStore opens the store named by dsn (see envcheck.ParseStore:
@@ -189,34 +187,6 @@ func openStore(ctx context.Context, dsn string, log zerolog.Logger) (scpgate.Sto
 	return st, nil
 }
 
-// ingestReady answers /readyz: 200 while NATS is connected, the durable
-// consumers are as ingest made them (not deleted, not filtered otherwise)
-// and less than maxLag behind, 503 otherwise with a reason; the body
-// carries the lag and the consumers' health.
-func ingestReady(nc *nats.Conn, svc *ingest.Service, maxLag time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		lag, health := svc.Lag(), svc.Health()
-		body := map[string]any{"lag": lag, "nats": nc.Status().String(), "consumers": health}
-		code := http.StatusOK
-		switch {
-		case !nc.IsConnected():
-			code, body["reason"] = http.StatusServiceUnavailable, natsNotConnected
-		case !health.Ready():
-			code, body["reason"] = http.StatusServiceUnavailable, health.Reason()
-		case time.Duration(lag.SecondsBehind*float64(time.Second)) > maxLag:
-			code, body["reason"] = http.StatusServiceUnavailable, "lagging"
-		}
-		writeJSON(w, code, body)
-	})
-}
-
-// writeJSON writes v as a JSON response with status code.
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // ingestHTTP returns the HTTP handler of ingest: the query API behind
 // authn, /healthz, /readyz and /metrics.
 func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
@@ -227,11 +197,14 @@ func ingestHTTP(svc *ingest.Service, nc *nats.Conn, maxLag time.Duration, authn 
 // certificate of natsCfg among the metrics.
 func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, maxLag time.Duration, authn *auth.Authenticator) (http.Handler, error) {
 	reg := metrics.NewRegistry()
-	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc), metrics.RegisterNATS(reg, nc),
-		metrics.RegisterStreams(reg, nc), registerCertMetrics(reg, nil, natsCfg), metrics.RegisterStreamLeaders(reg, nc)} {
-		if err != nil {
-			return nil, fmt.Errorf("metrics: %w", err)
-		}
+	if err := registerIngestMetrics(reg, svc, nc); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterNATS(reg, nc); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if err := registerCertMetrics(reg, nil, natsCfg); err != nil {
+		return nil, err
 	}
 	hm, err := metrics.NewHTTP(reg, "ingest")
 	if err != nil {
@@ -240,8 +213,19 @@ func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, 
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", svc.Handler())
 	mux.Handle("GET /openapi.json", svc.Handler())
-	mux.Handle("GET /healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }))
-	mux.Handle("GET /readyz", ingestReady(nc, svc, maxLag))
+	httpapi.HandleHealth(mux, svc.Readiness(nc, maxLag))
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	return hm.Wrap(authn.Protect(mux, auth.IngestRules()...)), nil
+}
+
+// registerIngestMetrics adds the collectors of ingest and of the streams
+// it reads to reg.
+func registerIngestMetrics(reg *prometheus.Registry, svc *ingest.Service, nc *nats.Conn) error {
+	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc),
+		metrics.RegisterStreams(reg, nc), metrics.RegisterStreamLeaders(reg, nc)} {
+		if err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+	return nil
 }
