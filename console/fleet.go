@@ -10,11 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
-	"github.com/scpgate/scpgate/driver"
+	"github.com/scpgate/scpgate/internal/fleet"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -216,96 +214,20 @@ func (fc *fleetCache) gather(ctx context.Context) (*snapshot, error) {
 
 // drivers asks every scpgate-driver micro service for its info and stats.
 func (fc *fleetCache) drivers(ctx context.Context) ([]Driver, error) {
-	nc := fc.opts.NC
-	byInstance := map[string]*Driver{}
-	// Info and stats are asked at once: both answers arrive within one
-	// wait.
-	infoSubj, _ := micro.ControlSubject(micro.InfoVerb, driver.ServiceName, "")
-	statsSubj, _ := micro.ControlSubject(micro.StatsVerb, driver.ServiceName, "")
-	var (
-		stats    [][]byte
-		statsErr error
-		wg       sync.WaitGroup
-	)
-	wg.Go(func() { stats, statsErr = gather(ctx, nc, statsSubj, fc.opts.Wait) })
-	infos, err := gather(ctx, nc, infoSubj, fc.opts.Wait)
-	wg.Wait()
-	if err == nil {
-		err = statsErr
-	}
+	found, err := fleet.Drivers(ctx, fc.opts.NC, fc.opts.Wait)
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range infos {
-		var info micro.Info
-		if json.Unmarshal(b, &info) == nil && info.ID != "" {
-			byInstance[info.ID] = &Driver{ID: info.Metadata["id"], Instance: info.ID, ControllerAddr: info.Metadata["controller_addr"]}
-		}
-	}
-	for _, b := range stats {
-		var ms micro.Stats
-		if json.Unmarshal(b, &ms) != nil {
-			continue
-		}
-		d := byInstance[ms.ID]
-		if d == nil {
-			d = &Driver{Instance: ms.ID}
-			byInstance[ms.ID] = d
-		}
-		for _, ep := range ms.Endpoints {
-			var ds driver.Stats
-			if len(ep.Data) == 0 || json.Unmarshal(ep.Data, &ds) != nil {
-				continue
-			}
-			if d.ID == "" {
-				d.ID = ds.ID
-			}
+	out := make([]Driver, 0, len(found))
+	for _, f := range found {
+		d := Driver{ID: f.ID, Instance: f.Instance, ControllerAddr: f.ControllerAddr}
+		if f.HasStats {
+			ds := f.Stats
 			d.Sessions, d.Inflight, d.Draining, d.EventsReceived = ds.Sessions, ds.Inflight, ds.Draining, ds.EventsReceived
-			break
 		}
+		out = append(out, d)
 	}
-	out := make([]Driver, 0, len(byInstance))
-	for _, d := range byInstance {
-		out = append(out, *d)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].ID != out[j].ID {
-			return out[i].ID < out[j].ID
-		}
-		return out[i].Instance < out[j].Instance
-	})
 	return out, nil
-}
-
-// gather sends a request with no body to subject and collects every
-// answer that arrives within wait.
-func gather(ctx context.Context, nc *nats.Conn, subject string, wait time.Duration) ([][]byte, error) {
-	inbox := nc.NewInbox()
-	ch := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe for answers to %s: %w", subject, err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, fmt.Errorf("request %s: %w", subject, err)
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	var out [][]byte
-	for {
-		select {
-		case m := <-ch:
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-				continue // no responders
-			}
-			out = append(out, m.Data)
-		case <-t.C:
-			return out, nil
-		case <-ctx.Done():
-			return out, ctx.Err()
-		}
-	}
 }
 
 // controllers merges the sessions bucket (who is online, on which driver)

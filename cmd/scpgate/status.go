@@ -7,16 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
-	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/internal/fleet"
 	"github.com/scpgate/scpgate/internal/metrics"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/streams"
@@ -233,106 +231,29 @@ func collectStatus(ctx context.Context, nc *nats.Conn, o statusOptions) (Status,
 	return st, nil
 }
 
-// gather sends a request with no body to subject and collects every
-// answer that arrives within wait.
-func gather(ctx context.Context, nc *nats.Conn, subject string, wait time.Duration) ([][]byte, error) {
-	inbox := nc.NewInbox()
-	ch := make(chan *nats.Msg, 256)
-	sub, err := nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe for answers to %s: %w", subject, err)
-	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, fmt.Errorf("request %s: %w", subject, err)
-	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	var out [][]byte
-	for {
-		select {
-		case m := <-ch:
-			if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
-				continue // no responders
-			}
-			out = append(out, m.Data)
-		case <-t.C:
-			return out, nil
-		case <-ctx.Done():
-			return out, ctx.Err()
-		}
-	}
-}
-
 // discoverDrivers asks every scpgate-driver micro service for its info
 // and stats, and returns the drivers sorted by id.
 func discoverDrivers(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]DriverStatus, error) {
-	infoSubj, err := micro.ControlSubject(micro.InfoVerb, driver.ServiceName, "")
+	found, err := fleet.Drivers(ctx, nc, wait)
 	if err != nil {
 		return nil, err
 	}
-	statsSubj, err := micro.ControlSubject(micro.StatsVerb, driver.ServiceName, "")
-	if err != nil {
-		return nil, err
-	}
-	infos, err := gather(ctx, nc, infoSubj, wait)
-	if err != nil {
-		return nil, err
-	}
-	byInstance := make(map[string]*DriverStatus, len(infos))
-	for _, b := range infos {
-		var info micro.Info
-		if json.Unmarshal(b, &info) != nil || info.ID == "" {
-			continue
+	out := make([]DriverStatus, 0, len(found))
+	for _, f := range found {
+		d := DriverStatus{
+			ID: f.ID, Instance: f.Instance, Version: f.Version, ControllerAddr: f.ControllerAddr,
+			ControllerPort: f.ControllerPort, Started: f.Started, sessionsSubject: f.SessionsSubject,
 		}
-		byInstance[info.ID] = &DriverStatus{
-			ID: info.Metadata["id"], Instance: info.ID, Version: info.Version,
-			ControllerAddr: info.Metadata["controller_addr"], ControllerPort: info.Metadata["controller_port"],
-			sessionsSubject: info.Metadata["sessions_subject"],
-		}
-	}
-	stats, err := gather(ctx, nc, statsSubj, wait)
-	if err != nil {
-		return nil, err
-	}
-	for _, b := range stats {
-		var ms micro.Stats
-		if json.Unmarshal(b, &ms) != nil {
-			continue
-		}
-		d := byInstance[ms.ID]
-		if d == nil { // answered stats but not info in time
-			d = &DriverStatus{Instance: ms.ID, Version: ms.Version}
-			byInstance[ms.ID] = d
-		}
-		d.Started = ms.Started
-		for _, ep := range ms.Endpoints {
-			var ds driver.Stats
-			if len(ep.Data) == 0 || json.Unmarshal(ep.Data, &ds) != nil {
-				continue
-			}
-			if d.ID == "" {
-				d.ID = ds.ID
-			}
+		if f.HasStats {
+			ds := f.Stats
 			d.Sessions, d.Draining, d.Inflight = ds.Sessions, ds.Draining, ds.Inflight
 			d.EventsReceived, d.EventsAcked = ds.EventsReceived, ds.EventsAcked
-			d.Rejects = 0
 			for _, n := range ds.Rejects {
 				d.Rejects += n
 			}
-			break
 		}
+		out = append(out, d)
 	}
-	out := make([]DriverStatus, 0, len(byInstance))
-	for _, d := range byInstance {
-		out = append(out, *d)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].ID != out[j].ID {
-			return out[i].ID < out[j].ID
-		}
-		return out[i].Instance < out[j].Instance
-	})
 	return out, nil
 }
 
