@@ -41,7 +41,8 @@ func Known(ctx context.Context, js jetstream.JetStream, serial string) (bool, er
 }
 
 // DefaultLinger is how long the server keeps a replay's consumer once
-// the replay stopped reading (Options.Linger).
+// the replay stopped reading without deleting it, e.g. when it was killed
+// (Options.Linger).
 const DefaultLinger = 5 * time.Second
 
 // Options selects what to replay.
@@ -112,11 +113,26 @@ func Count(ctx context.Context, js jetstream.JetStream, o Options) (uint64, erro
 	if err != nil {
 		return 0, fmt.Errorf("create replay consumer: %w", err)
 	}
+	defer remove(js, cons)
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("replay consumer info: %w", err)
 	}
 	return info.NumPending, nil
+}
+
+// remove deletes the replay's consumer once the replay is done with it,
+// so that none is left behind. Should the delete fail (NATS gone, or a
+// user without the right), the server still removes the consumer once it
+// has been idle for Options.Linger.
+func remove(js jetstream.JetStream, cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = js.DeleteConsumer(ctx, streams.EventsStream, info.Name)
 }
 
 // Run delivers the selected events in stream order to out. progress, when
@@ -132,6 +148,7 @@ func Run(ctx context.Context, js jetstream.JetStream, o Options, out func(Msg) e
 	if err != nil {
 		return fmt.Errorf("create replay consumer: %w", err)
 	}
+	defer remove(js, cons) // after the iterator below has stopped
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("replay consumer info: %w", err)
