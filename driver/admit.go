@@ -78,7 +78,7 @@ func (s *session) certAdmits() bool {
 // then forgets it. A serial whose secret matched is vouched for: it is
 // not held as an unknown serial.
 func (s *session) secretAdmits() bool {
-	hello := &s.hs.Hello
+	hello := &s.loop.hs.Hello
 	secret := hello.Secret
 	hello.Secret = ""
 	if s.d.opts.CheckSecret == nil {

@@ -250,10 +250,9 @@ func (h *commandHooks) start(ctx context.Context) error {
 		}
 	})
 	h.rq.cancel = cancel
-	h.d.bgWG.Add(1 + commandWorkers)
-	go h.dispatch(ctx)
+	h.d.bgWG.Go(func() { h.dispatch(ctx) })
 	for range commandWorkers {
-		go h.worker(work)
+		h.d.bgWG.Go(func() { h.worker(work) })
 	}
 	return nil
 }
@@ -395,7 +394,6 @@ func (cs *cmdSession) succeeded() {
 // reconnect or an error of the hint consumer, and stops the consumer when
 // the driver closes.
 func (h *commandHooks) dispatch(ctx context.Context) {
-	defer h.d.bgWG.Done()
 	tick := time.NewTicker(rescanEvery)
 	defer tick.Stop()
 	reconnects := h.d.nc.Stats().Reconnects
@@ -436,7 +434,6 @@ func (h *commandHooks) rescan() {
 // completes what is queued and returns. ctx ends flushTimeout after the
 // driver closed.
 func (h *commandHooks) worker(ctx context.Context) {
-	defer h.d.bgWG.Done()
 	for {
 		cs, flushing, ok := h.rq.pop()
 		if !ok {

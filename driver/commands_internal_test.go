@@ -51,7 +51,7 @@ func newFenceRig(t *testing.T, serial string) *fenceRig {
 	s := newSession(d, conn)
 	s.serial = serial
 	s.log = s.log.With().Str("serial", serial).Logger()
-	s.writing = true // no writer starts: frames stay queued for sent to count
+	s.out.writing = true // no writer starts: frames stay queued for sent to count
 	return &fenceRig{t: t, ctx: ctx, js: js, h: newCommandHooks(d), cs: &cmdSession{s: s}}
 }
 
@@ -75,7 +75,7 @@ func (r *fenceRig) store() uint64 {
 func (r *fenceRig) sent() int {
 	r.cs.s.mu.Lock()
 	defer r.cs.s.mu.Unlock()
-	return r.cs.s.outFrames
+	return r.cs.s.out.frames
 }
 
 // cursor returns the cursor's sequence (decimal, without the stream

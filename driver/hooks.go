@@ -8,7 +8,7 @@ import (
 )
 
 // hooks is the seam for command delivery (driver/commands.go). A Driver
-// has exactly one, installed by New; noHooks delivers nothing. Every
+// has exactly one, installed by New (commandHooks). Every
 // method must return quickly: sessionStart and sessionEnd run on the
 // session's goroutine, status on its read loop.
 //
@@ -39,14 +39,3 @@ type hooks interface {
 	// s.checkDrained.
 	awaitingAnswers(s *session) bool
 }
-
-// noHooks is the default: commands are not delivered.
-type noHooks struct{}
-
-var _ hooks = noHooks{}
-
-func (noHooks) start(context.Context) error               { return nil }
-func (noHooks) sessionStart(*session)                     {}
-func (noHooks) status(*session, *scpbridge.CommandStatus) {}
-func (noHooks) sessionEnd(*session, scpgate.CloseReason)  {}
-func (noHooks) awaitingAnswers(*session) bool             { return false }
