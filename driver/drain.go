@@ -134,13 +134,11 @@ func (s *session) checkDrained() {
 	if !done {
 		return
 	}
-	if s.d.hooks.awaitingAnswers(s) {
+	if s.d.cmds.AwaitingAnswers(s) {
 		if since < s.d.opts.DrainAnswerWait {
-			return // the hooks call again once answered
+			return // delivery calls again once answered
 		}
-		if h, ok := s.d.hooks.(*commandHooks); ok {
-			h.stats.drainUnanswered.Add(1)
-		}
+		s.d.cmds.CountDrainUnanswered()
 		s.log.Warn().Dur("waited", since).Msg("draining: commands sent still unanswered; releasing the session")
 	}
 	s.close(closeReasonOfQuiesced(s), s.d.byeDraining("driver draining"))

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/driver/internal/delivery"
 	"github.com/scpgate/scpgate/scpbridge"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -44,8 +45,8 @@ type Driver struct {
 	// ids remembers scp_identity (see identity.go).
 	ids *identities
 
-	// hooks for command delivery (see hooks.go); set before Start.
-	hooks hooks
+	// cmds delivers commands (internal/delivery, wired in commands.go).
+	cmds *delivery.Delivery
 
 	// set by Start, then read-only
 	handles *streams.Handles
@@ -68,7 +69,7 @@ type Driver struct {
 	conns    map[*session]struct{} // every live connection; guarded by mu
 
 	connWG sync.WaitGroup // one per connection goroutine
-	bgWG   sync.WaitGroup // background loops (watcher, retrier)
+	bgWG   sync.WaitGroup // background loops and the goroutines of command delivery
 	presWG sync.WaitGroup // presence work of started and ended sessions
 	presq  presenceQueue  // runs that work on a few goroutines
 
@@ -98,7 +99,6 @@ func New(opts Options) (*Driver, error) {
 		rt:       newRetrier(),
 		acks:     ackQueue{kick: make(chan struct{}, 1)},
 	}
-	d.hooks = newCommandHooks(d)
 	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
 	d.hardCtx, d.hardStop = context.WithCancel(context.Background())
 	// Events go through d.pb, not this context's async publisher.
@@ -107,6 +107,7 @@ func New(opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("driver: jetstream context: %w", err)
 	}
 	d.js = js
+	d.cmds = newDelivery(d)
 	d.pb = newPublisher(d.nc, opts.MaxInflightTotal, opts.PublishTimeout, d.settled, &d.stats.staleAcks)
 	return d, nil
 }
@@ -147,10 +148,10 @@ func (d *Driver) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("driver: start publisher: %w", err)
 	}
-	if err := d.hooks.start(d.bgCtx); err != nil {
+	if err := d.cmds.Start(d.bgCtx, d.handles); err != nil {
 		ln.Close()
 		d.pb.stop()
-		return fmt.Errorf("driver: start hooks: %w", err)
+		return fmt.Errorf("driver: start command delivery: %w", err)
 	}
 	d.bgWG.Go(d.promote)
 	d.bgWG.Go(func() { d.pb.loop(d.bgCtx) })

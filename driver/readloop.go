@@ -88,7 +88,7 @@ func (s *session) readLoop() {
 				return
 			}
 		case scpbridge.FrameCommandStatus:
-			s.d.hooks.status(s, &s.loop.hs.Status)
+			s.d.cmds.Status(s, &s.loop.hs.Status)
 		case scpbridge.FramePong:
 		case scpbridge.FrameBye:
 			s.log.Info().Stringer("bye", s.loop.hs.Bye.Reason).Str("text", s.loop.hs.Bye.Text).Msg("controller said bye")

@@ -153,7 +153,7 @@ func (s *session) serve() {
 		Uint32("last_logged", s.loop.hs.Hello.Log.LastLogged).Uint32("last_acked", s.loop.hs.Hello.Log.LastAcked).
 		Msg("session started")
 	s.startPresence()
-	s.d.hooks.sessionStart(s)
+	s.d.cmds.SessionStart(s)
 	s.d.connWG.Go(func() { // the accept goroutine's count is still held
 		s.readLoop()
 		s.finish()
@@ -220,7 +220,7 @@ func (s *session) finish() {
 	s.conn.Close()
 	s.releasePublishes()
 	s.d.stats.closed(reason)
-	s.d.hooks.sessionEnd(s, reason)
+	s.d.cmds.SessionEnd(s)
 	s.endPresence(reason)
 	ev := s.log.Info()
 	switch reason {
