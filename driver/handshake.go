@@ -7,7 +7,6 @@ import (
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/scpbridge"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // handshake reads the hello and answers with a welcome or a reject. It
@@ -32,27 +31,7 @@ func (s *session) handshake() bool {
 	}
 	hello := &s.loop.hs.Hello
 	s.serial, s.model, s.firmware, s.epoch = hello.Serial, hello.Model, hello.Firmware, hello.BootEpoch
-	if err := streams.ValidSerial(s.serial); err != nil {
-		return s.reject(scpbridge.RejectBadSerial, err.Error())
-	}
-	if s.d.opts.RequireCertSerial && !s.certAdmits() {
-		return s.reject(scpbridge.RejectCertificateMismatch, "certificate identity differs from the serial")
-	}
-	if s.d.opts.Admit != nil && !s.d.opts.Admit(s.serial) {
-		return s.reject(scpbridge.RejectNotAllowed, "serial not admitted")
-	}
-	if !s.secretAdmits() {
-		return s.reject(scpbridge.RejectNotAllowed, "secret missing or wrong")
-	}
-	if !s.d.nc.IsConnected() {
-		// Sessions already open stay open and stop being acknowledged; a
-		// new one is better served by a driver that can store its events.
-		return s.reject(scpbridge.RejectUnavailable, "event store unavailable")
-	}
-	if s.d.full(s.serial) {
-		return s.reject(scpbridge.RejectBusy, "driver at its session cap")
-	}
-	if why, text, ok := s.admitIdentity(); !ok {
+	if why, text, ok := s.admit(); !ok {
 		return s.reject(why, text)
 	}
 	if why, ok := s.d.register(s); !ok {

@@ -115,6 +115,49 @@ func (p *pub) recycle() {
 // maxPooledEvent is the largest encoding buffer kept in the pool.
 const maxPooledEvent = 1024
 
+// windowRoom returns the room left in the session's window, allocating
+// the publishing state on the first transaction; quiesced reports a
+// draining session, which publishes nothing more.
+func (s *session) windowRoom() (room int, quiesced bool) {
+	n := s.d.opts.MaxInflightPerSession
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.life.quiesce {
+		return 0, true
+	}
+	if s.inflight.tracker == nil {
+		s.inflight.tracker = scpbridge.NewAckTracker(n)
+		s.inflight.win = &pubWindow{ring: make([]*pub, n)}
+	}
+	return n - s.inflight.tracker.Pending(), false
+}
+
+// track enters p, the transaction of sequence seq, in the session's
+// window. direct says it is to be published now; else it is queued
+// behind the publishes the retrier holds (or NATS is down). It reports
+// false when the session ended.
+func (s *session) track(p *pub, seq uint32) (direct, ok bool) {
+	connected := s.d.pb.connected.Load()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ticket, ok := s.inflight.tracker.Add(seq)
+	if !ok || s.inflight.ended { // the decoder guarantees order and the window was checked
+		return false, false
+	}
+	p.ticket = ticket
+	s.inflight.nextTicket = ticket + 1
+	s.inflight.win.ring[ticket%uint64(len(s.inflight.win.ring))] = p
+	s.inflight.holding++
+	direct = !s.inflight.retrying && connected
+	if direct {
+		p.state = pubInflight
+	} else {
+		p.state = pubQueued
+		s.inflight.retrying = true
+	}
+	return direct, true
+}
+
 // waitWindow waits until the session's window has room and returns it,
 // or 0 when the session ended.
 func (s *session) waitWindow() int {

@@ -17,18 +17,45 @@ func (s *session) transaction(now time.Time) bool {
 	d := s.d
 	d.stats.received.Add(1)
 	s.burst.Store(true) // this one follows: the acks of the previous ones may wait
-	s.mu.Lock()
-	if s.life.quiesce {
-		s.mu.Unlock()
+	room, quiesced := s.windowRoom()
+	if quiesced {
 		d.stats.deferred.Add(1) // the controller sends it again to its next driver
 		return true
 	}
-	if s.inflight.tracker == nil {
-		s.inflight.tracker = scpbridge.NewAckTracker(d.opts.MaxInflightPerSession)
-		s.inflight.win = &pubWindow{ring: make([]*pub, d.opts.MaxInflightPerSession)}
+	if !s.takeToken(room) {
+		return false
 	}
-	room := d.opts.MaxInflightPerSession - s.inflight.tracker.Pending()
-	s.mu.Unlock()
+	p := s.pubOf(now)
+	if p == nil { // cannot happen with these types; never ack what was not stored
+		d.budget.release(1)
+		s.close(scpgate.ReasonProtocolError, nil)
+		return false
+	}
+	direct, ok := s.track(p, s.loop.hs.Tx.Seq)
+	if !ok {
+		d.budget.release(1)
+		return false
+	}
+	// Before the PubAck can arrive: more to come only if more is read.
+	s.burst.Store(s.loop.rd != nil && s.loop.rd.rd.Buffered() > 0)
+	if direct {
+		d.publish(p)
+	} else {
+		d.rt.schedule(s)
+	}
+	if s.bufferedFrames() == 0 {
+		// Nothing or part of a frame left: the loop waits for the socket
+		// next, without tokens taken ahead.
+		s.releaseSpare()
+	}
+	return true
+}
+
+// takeToken takes the driver token of the transaction just read, waiting
+// for room in the session's window (room is what it has now) and for the
+// driver's budget. It reports false when the session ended meanwhile.
+func (s *session) takeToken(room int) bool {
+	d := s.d
 	stalled := false
 	if room == 0 {
 		s.releaseSpare() // the tokens this loop holds may serve others meanwhile
@@ -52,7 +79,13 @@ func (s *session) transaction(now time.Time) bool {
 	if stalled {
 		s.loop.resumedAt = time.Now()
 	}
+	return true
+}
 
+// pubOf encodes the transaction just read as an event, or returns nil if
+// it cannot be encoded.
+func (s *session) pubOf(now time.Time) *pub {
+	d := s.d
 	tx := &s.loop.hs.Tx
 	ev := TransactionEvent(s.serial, s.epoch, tx, now, d.opts.ID)
 	if ev.TimeClamped {
@@ -61,46 +94,11 @@ func (s *session) transaction(now time.Time) bool {
 			Msg("transaction time outside years 0..9999; stored with time_clamped")
 	}
 	p := newPub(s)
-	if !p.encode(&ev) { // cannot happen with these types; never ack what was not stored
-		d.budget.release(1)
-		s.close(scpgate.ReasonProtocolError, nil)
-		return false
+	if !p.encode(&ev) {
+		return nil
 	}
 	p.msg.Subject = s.subjectOf(tx.Type, ev.Kind)
-
-	connected := d.pb.connected.Load()
-	s.mu.Lock()
-	ticket, ok := s.inflight.tracker.Add(tx.Seq)
-	if !ok || s.inflight.ended { // the decoder guarantees order and the window was checked
-		s.mu.Unlock()
-		d.budget.release(1)
-		return false
-	}
-	p.ticket = ticket
-	s.inflight.nextTicket = ticket + 1
-	s.inflight.win.ring[ticket%uint64(len(s.inflight.win.ring))] = p
-	s.inflight.holding++
-	direct := !s.inflight.retrying && connected
-	if direct {
-		p.state = pubInflight
-	} else {
-		p.state = pubQueued
-		s.inflight.retrying = true
-	}
-	s.mu.Unlock()
-	// Before the PubAck can arrive: more to come only if more is read.
-	s.burst.Store(s.loop.rd != nil && s.loop.rd.rd.Buffered() > 0)
-	if direct {
-		d.publish(p)
-	} else {
-		d.rt.schedule(s)
-	}
-	if s.bufferedFrames() == 0 {
-		// Nothing or part of a frame left: the loop waits for the socket
-		// next, without tokens taken ahead.
-		s.releaseSpare()
-	}
-	return true
+	return p
 }
 
 // minTransactionFrame is about the smallest transaction frame (header and
