@@ -87,7 +87,13 @@ func TestDrainWithoutNATS(t *testing.T) {
 	for _, c := range ctrls {
 		c.Generate(20) // never confirmed: NATS is gone
 	}
-	time.Sleep(200 * time.Millisecond) // let them be read and published into the void
+	// Let them be read and published into the void.
+	natstest.CheckFor(t, 10*time.Second, 10*time.Millisecond, func() error {
+		if n, want := d.Stats().EventsReceived, uint64(len(ctrls)*25); n < want {
+			return fmt.Errorf("driver read %d events, want %d", n, want)
+		}
+		return nil
+	})
 
 	start := time.Now()
 	done := make(chan error, 1)

@@ -9,6 +9,11 @@ import (
 	"github.com/scpgate/scpgate/scpbridge"
 )
 
+// busyRetryAfter is the least retry_after of a reject busy (the driver is
+// at Options.MaxSessions): time for the load balancer to send the
+// controller elsewhere, or for sessions here to end.
+const busyRetryAfter = time.Second
+
 // handshake reads the hello and answers with a welcome or a reject. It
 // reports whether the session is established; if not, the connection is
 // closed and counted.

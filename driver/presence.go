@@ -81,7 +81,7 @@ type SessionRecord struct {
 	Firmware string    `json:"firmware,omitempty"`
 }
 
-// presence returns the session's presence description.
+// presenceOf returns the session's presence description.
 func (s *session) presenceOf(reason scpgate.CloseReason) scpgate.Presence {
 	return scpgate.Presence{Session: s.id, Remote: s.remote, Model: s.model, Firmware: s.firmware, Reason: string(reason)}
 }

@@ -59,7 +59,8 @@ func (r *retrier) forget(s *session) {
 	r.mu.Unlock()
 }
 
-// due returns the scheduled sessions whose backoff has passed.
+// takeDue returns the scheduled sessions whose backoff has passed and
+// unschedules them.
 func (r *retrier) takeDue(now time.Time) []*session {
 	r.mu.Lock()
 	defer r.mu.Unlock()

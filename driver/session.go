@@ -32,11 +32,6 @@ var (
 // controller still sends after our bye, so the bye is not lost to a reset.
 const lingerTime = time.Second
 
-// busyRetryAfter is the least retry_after of a reject busy (the driver is
-// at Options.MaxSessions): time for the load balancer to send the
-// controller elsewhere, or for sessions here to end.
-const busyRetryAfter = time.Second
-
 // aLongTimeAgo is a deadline in the past, used to wake a blocked read.
 var aLongTimeAgo = time.Unix(1, 0)
 

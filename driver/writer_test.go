@@ -27,6 +27,7 @@ func TestSlowConsumer(t *testing.T) {
 	f := sim.NewFleet(sim.FleetConfig{Controller: simConfig(addr, ""), Count: 5, Ramp: 1000})
 	f.SetRate(100)
 	runFleet(t, f)
+	waitSessions(t, d, 5) // else the frozen one can be closed before they connect
 
 	r := dialRaw(t, addr)
 	_ = r.conn.(*net.TCPConn).SetReadBuffer(4096)
