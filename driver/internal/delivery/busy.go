@@ -81,15 +81,3 @@ func (h *Delivery) retryBusy(cs *cmdSession, dl *cmdState) {
 		h.after(cs, next)
 	}
 }
-
-// busyWaiting reports whether a command of dl waits to be sent again
-// after a busy answer: no further command goes out meanwhile, so that
-// only those already sent can overtake it.
-func (dl *cmdState) busyWaiting() bool {
-	for _, e := range dl.win {
-		if e.res == nil && !e.retryAt.IsZero() {
-			return true
-		}
-	}
-	return false
-}
