@@ -4,6 +4,9 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"strings"
+
+	"github.com/scpgate/scpgate/scpbridge"
+	"github.com/scpgate/scpgate/streams"
 )
 
 // CertMatchesSerial reports whether the identity of a controller's client
@@ -78,7 +81,7 @@ func (s *session) certAdmits() bool {
 // then forgets it. A serial whose secret matched is vouched for: it is
 // not held as an unknown serial.
 func (s *session) secretAdmits() bool {
-	hello := &s.hs.Hello
+	hello := &s.loop.hs.Hello
 	secret := hello.Secret
 	hello.Secret = ""
 	if s.d.opts.CheckSecret == nil {
@@ -92,4 +95,30 @@ func (s *session) secretAdmits() bool {
 	}
 	s.vouched = listed
 	return true
+}
+
+// admit runs the hello's admission checks, in the order of the package
+// documentation (Admission), and says why a hello is refused.
+func (s *session) admit() (why scpbridge.RejectReason, text string, ok bool) {
+	if err := streams.ValidSerial(s.serial); err != nil {
+		return scpbridge.RejectBadSerial, err.Error(), false
+	}
+	if s.d.opts.RequireCertSerial && !s.certAdmits() {
+		return scpbridge.RejectCertificateMismatch, "certificate identity differs from the serial", false
+	}
+	if s.d.opts.Admit != nil && !s.d.opts.Admit(s.serial) {
+		return scpbridge.RejectNotAllowed, "serial not admitted", false
+	}
+	if !s.secretAdmits() {
+		return scpbridge.RejectNotAllowed, "secret missing or wrong", false
+	}
+	if !s.d.nc.IsConnected() {
+		// Sessions already open stay open and stop being acknowledged; a
+		// new one is better served by a driver that can store its events.
+		return scpbridge.RejectUnavailable, "event store unavailable", false
+	}
+	if s.d.full(s.serial) {
+		return scpbridge.RejectBusy, "driver at its session cap", false
+	}
+	return s.admitIdentity()
 }

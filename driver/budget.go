@@ -3,6 +3,7 @@ package driver
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // budget is the driver's in-flight budget: one token per unconfirmed
@@ -126,8 +127,7 @@ func (b *budget) compactLocked() {
 }
 
 // flush hands the free tokens to the first waiter even below grantMin, so
-// that a few tokens never stay unused for long; the publisher's sweep
-// calls it.
+// that a few tokens never stay unused for long; flushBudget calls it.
 func (b *budget) flush() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -160,4 +160,19 @@ func (b *budget) inUse() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.total - b.free
+}
+
+// flushBudget flushes the budget (see budget.flush) at the pace of the
+// publisher's sweep, until the driver closes.
+func (d *Driver) flushBudget() {
+	t := time.NewTicker(sweepEvery(d.opts.PublishTimeout))
+	defer t.Stop()
+	for {
+		select {
+		case <-d.bgCtx.Done():
+			return
+		case <-t.C:
+			d.budget.flush()
+		}
+	}
 }

@@ -2,26 +2,25 @@ package driver
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/scpgate/scpgate/internal/natstest"
 )
 
 // waitQueued polls until n waiters are queued on b.
 func waitQueued(t *testing.T, b *budget, n int) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	natstest.CheckFor(t, 5*time.Second, time.Millisecond, func() error {
 		b.mu.Lock()
 		q := len(b.waiters) - b.head
 		b.mu.Unlock()
-		if q == n {
-			return
+		if q != n {
+			return fmt.Errorf("%d waiters queued, want %d", q, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters queued, want %d", q, n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestBudgetGrantsInBatches(t *testing.T) {

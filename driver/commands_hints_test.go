@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/driver"
 	"github.com/scpgate/scpgate/internal/natstest"
 	"github.com/scpgate/scpgate/sim"
@@ -106,13 +107,17 @@ func TestCommandHintsAfterNATSRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for i := range 3 {
-		var resp, err = w.svc.Submit(ctx, "HINT3", withWait(unlock(uint16(1+i)), 10*time.Second))
-		for err != nil && ctx.Err() == nil { // the commander may still be reconnecting
-			time.Sleep(50 * time.Millisecond)
+		var resp commander.SubmitResponse
+		natstest.CheckFor(t, 20*time.Second, 50*time.Millisecond, func() (err error) {
+			// the commander may still be reconnecting
 			resp, err = w.svc.Submit(ctx, "HINT3", withWait(unlock(uint16(1+i)), 10*time.Second))
-		}
-		if err != nil || resp.Result == nil || resp.Result.Status != scpgate.StatusOK {
-			t.Fatalf("command %d after the restart: %v %+v, want ok", i, err, resp.Result)
+			if err != nil {
+				return fmt.Errorf("command %d after the restart: %w", i, err)
+			}
+			return nil
+		})
+		if resp.Result == nil || resp.Result.Status != scpgate.StatusOK {
+			t.Fatalf("command %d after the restart: %+v, want ok", i, resp.Result)
 		}
 	}
 }

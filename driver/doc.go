@@ -74,7 +74,21 @@
 // reason (scpgate.CloseReason, scpbridge.RejectReason), is logged with the
 // session's serial, remote address and session id, and is counted in Stats.
 //
-// Command delivery plugs into the session through the hooks interface
-// (hooks.go): session start and end, CommandStatus frames from the read
-// loop, and a non-blocking send through the session's writer.
+// Command delivery is its own package (internal/delivery), wired in
+// commands.go: the driver tells it of session start and end and of
+// CommandStatus frames from the read loop, and it sees a session only as
+// delivery.Session (serial, id, done, logger, a non-blocking send).
+//
+// # Where things live
+//
+// driver.go (Driver, Start, accept, register, Close), options.go,
+// session.go (the session's state, grouped by owner, and its end),
+// handshake.go, readloop.go, writer.go (the send queue, the writer,
+// flush), ack.go (ack coalescing), heartbeat.go, inflight.go (a session's
+// unconfirmed transactions), publish.go (from the read loop to the
+// publisher and back), publisher.go, puback.go, budget.go, retry.go,
+// outage.go, readbuf*.go, event*.go (the event document), presence.go and
+// identity.go (scp_sessions, presence events, scp_identity), admit.go,
+// drain.go and shed.go, service.go (micro service, HTTP handler),
+// stats.go, commands.go (wires internal/delivery, command delivery).
 package driver

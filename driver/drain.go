@@ -107,3 +107,39 @@ func (d *Driver) byeDraining(text string) *scpbridge.Bye {
 func (d *Driver) reconnectAfter() time.Duration {
 	return rand.N(d.opts.ReconnectAfterMax)
 }
+
+// beginDrain makes the session stop publishing; once everything it
+// published is confirmed and acknowledged, the writer says bye (draining)
+// and the session closes with ReasonDrained.
+func (s *session) beginDrain() {
+	s.mu.Lock()
+	s.life.quiesce, s.ack.now = true, true
+	s.life.drainAt = time.Now()
+	s.mu.Unlock()
+	// Check again once the wait for command answers has passed.
+	time.AfterFunc(s.d.opts.DrainAnswerWait, s.checkDrained)
+	s.wake()
+}
+
+// checkDrained closes a quiescing session once nothing is in flight, the
+// last ack was written and the commands sent to it were answered (or
+// Options.DrainAnswerWait passed since it was released): a controller
+// that answers a command after the session ended is sent it again by the
+// next driver.
+func (s *session) checkDrained() {
+	s.mu.Lock()
+	done := s.life.quiesce && !s.life.closing && (s.inflight.tracker == nil || s.inflight.tracker.Pending() == 0) && s.ack.sent == s.ack.seq
+	since := time.Since(s.life.drainAt)
+	s.mu.Unlock()
+	if !done {
+		return
+	}
+	if s.d.cmds.AwaitingAnswers(s) {
+		if since < s.d.opts.DrainAnswerWait {
+			return // delivery calls again once answered
+		}
+		s.d.cmds.CountDrainUnanswered()
+		s.log.Warn().Dur("waited", since).Msg("draining: commands sent still unanswered; releasing the session")
+	}
+	s.close(closeReasonOfQuiesced(s), s.d.byeDraining("driver draining"))
+}

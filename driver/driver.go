@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/scpgate/scpgate"
+	"github.com/scpgate/scpgate/driver/internal/delivery"
 	"github.com/scpgate/scpgate/scpbridge"
 	"github.com/scpgate/scpgate/streams"
 )
@@ -45,13 +45,12 @@ type Driver struct {
 	// ids remembers scp_identity (see identity.go).
 	ids *identities
 
-	// hooks for command delivery (see hooks.go); set before Start.
-	hooks hooks
+	// cmds delivers commands (internal/delivery, wired in commands.go).
+	cmds *delivery.Delivery
 
 	// set by Start, then read-only
 	handles *streams.Handles
 	ln      net.Listener
-	httpSrv *http.Server
 	svc     micro.Service
 	bgCtx   context.Context // canceled by Close: stops retries and background work
 	bgStop  context.CancelFunc
@@ -70,15 +69,16 @@ type Driver struct {
 	conns    map[*session]struct{} // every live connection; guarded by mu
 
 	connWG sync.WaitGroup // one per connection goroutine
-	bgWG   sync.WaitGroup // background loops (watcher, retrier)
+	bgWG   sync.WaitGroup // background loops and the goroutines of command delivery
 	presWG sync.WaitGroup // presence work of started and ended sessions
 	presq  presenceQueue  // runs that work on a few goroutines
 
 	readers sync.Pool // *frameReader of Options.ReadBuffer bytes
 	acks    ackQueue  // sessions whose ack waits (see ackDelay)
 
-	pb *publisher // sends events and matches their PubAcks
-	rt retrier
+	pb     *publisher // sends events and matches their PubAcks
+	outage outage     // SCP_EVENTS without a leader (outage.go)
+	rt     retrier
 }
 
 // New returns a driver configured by opts; Start runs it.
@@ -99,7 +99,6 @@ func New(opts Options) (*Driver, error) {
 		rt:       newRetrier(),
 		acks:     ackQueue{kick: make(chan struct{}, 1)},
 	}
-	d.hooks = newCommandHooks(d)
 	d.bgCtx, d.bgStop = context.WithCancel(context.Background())
 	d.hardCtx, d.hardStop = context.WithCancel(context.Background())
 	// Events go through d.pb, not this context's async publisher.
@@ -108,7 +107,8 @@ func New(opts Options) (*Driver, error) {
 		return nil, fmt.Errorf("driver: jetstream context: %w", err)
 	}
 	d.js = js
-	d.pb = newPublisher(d, opts.MaxInflightTotal)
+	d.cmds = newDelivery(d)
+	d.pb = newPublisher(d.nc, opts.MaxInflightTotal, opts.PublishTimeout, d.settled, &d.stats.staleAcks)
 	return d, nil
 }
 
@@ -148,18 +148,18 @@ func (d *Driver) Start(ctx context.Context) error {
 		ln.Close()
 		return fmt.Errorf("driver: start publisher: %w", err)
 	}
-	if err := d.hooks.start(d.bgCtx); err != nil {
+	if err := d.cmds.Start(d.bgCtx, d.handles); err != nil {
 		ln.Close()
 		d.pb.stop()
-		return fmt.Errorf("driver: start hooks: %w", err)
+		return fmt.Errorf("driver: start command delivery: %w", err)
 	}
-	d.bgWG.Add(6)
-	go d.promote()
-	go d.pb.loop()
-	go d.watchSessions()
-	go d.retryLoop()
-	go d.heartbeats()
-	go d.ackFlusher()
+	d.bgWG.Go(d.promote)
+	d.bgWG.Go(func() { d.pb.loop(d.bgCtx) })
+	d.bgWG.Go(d.flushBudget)
+	d.bgWG.Go(d.watchSessions)
+	d.bgWG.Go(d.retryLoop)
+	d.bgWG.Go(d.heartbeats)
+	d.bgWG.Go(d.ackFlusher)
 
 	if err := d.startService(); err != nil {
 		ln.Close()
@@ -167,16 +167,7 @@ func (d *Driver) Start(ctx context.Context) error {
 		d.pb.stop()
 		return err
 	}
-	if d.opts.HTTPListen != "" {
-		if err := d.startHTTP(); err != nil {
-			ln.Close()
-			d.bgStop()
-			d.pb.stop()
-			return err
-		}
-	}
-	d.connWG.Add(1)
-	go d.acceptLoop(ln)
+	d.connWG.Go(func() { d.acceptLoop(ln) })
 	d.log.Info().Str("listen", ln.Addr().String()).Bool("tls", d.opts.TLS != nil).Msg("driver started")
 	return nil
 }
@@ -221,7 +212,6 @@ func (d *Driver) Addr() net.Addr {
 
 // acceptLoop accepts controller connections until the listener closes.
 func (d *Driver) acceptLoop(ln net.Listener) {
-	defer d.connWG.Done()
 	backoff := 5 * time.Millisecond
 	for {
 		conn, err := ln.Accept()
@@ -246,9 +236,8 @@ func (d *Driver) acceptLoop(ln net.Listener) {
 			continue
 		}
 		d.conns[s] = struct{}{}
-		d.connWG.Add(1) // serve calls Done
+		d.connWG.Go(s.serve) // counted before Close can wait
 		d.mu.Unlock()
-		go s.serve()
 	}
 }
 
@@ -295,8 +284,7 @@ func (d *Driver) lookup(serial string) *session {
 
 // Close stops the driver at once: it stops accepting, closes every session
 // with ReasonShutdown (without waiting for in-flight publishes; their
-// controllers re-send them elsewhere), stops the micro service and the
-// HTTP server, and waits for its goroutines. It does not close the NATS
+// controllers re-send them elsewhere), stops the micro service, and waits for its goroutines. It does not close the NATS
 // connection. Prefer Drain for a planned stop.
 func (d *Driver) Close() error {
 	if !d.closed.CompareAndSwap(false, true) {
@@ -328,13 +316,6 @@ func (d *Driver) Close() error {
 		if err := d.svc.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop micro service: %w", err))
 		}
-	}
-	if d.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if err := d.httpSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop http server: %w", err))
-		}
-		cancel()
 	}
 	d.hardStop()
 	d.log.Info().Msg("driver closed")

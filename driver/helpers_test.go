@@ -106,7 +106,6 @@ func simConfig(target, serial string) sim.Config {
 	}
 }
 
-// runFleet runs f until the test ends or stop is called.
 // waitSessions waits until d holds n sessions.
 func waitSessions(t testing.TB, d *driver.Driver, n int) {
 	t.Helper()
@@ -118,6 +117,7 @@ func waitSessions(t testing.TB, d *driver.Driver, n int) {
 	})
 }
 
+// runFleet runs f until the test ends or stop is called.
 func runFleet(t testing.TB, f *sim.Fleet) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -288,7 +288,6 @@ func (ids *identities) next() *session {
 // turn comes is recorded in scp_identity and publishes its online event;
 // one that ended (a churning peer) is skipped.
 func (d *Driver) promote() {
-	defer d.bgWG.Done()
 	for {
 		s := d.ids.next()
 		if s == nil {

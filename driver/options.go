@@ -29,10 +29,6 @@ type Options struct {
 	// socket with SO_REUSEPORT shared by several drivers, say). The
 	// driver closes it when it stops.
 	Listener net.Listener
-	// HTTPListen, when set, is where Start serves Handler (/healthz,
-	// /readyz, /stats). Empty: no HTTP server (the caller may mount
-	// Handler itself).
-	HTTPListen string
 	// NATS is the connection the driver publishes on. Required. The driver
 	// does not close it. It should reconnect forever
 	// (nats.MaxReconnects(-1)): while it is down the driver stops

@@ -27,8 +27,8 @@ type outage struct {
 
 // noResponders records a publish that no stream took. The first of an
 // outage logs it and fails every publish in flight before it.
-func (pb *publisher) noResponders() {
-	o := &pb.outage
+func (d *Driver) noResponders() {
+	o := &d.outage
 	o.refused.Add(1)
 	if o.active.Load() {
 		return
@@ -41,16 +41,16 @@ func (pb *publisher) noResponders() {
 	o.since = time.Now()
 	o.active.Store(true)
 	o.mu.Unlock()
-	pb.d.stats.noLeader.Add(1)
-	pb.d.log.Warn().Str("stream", eventsStream).
+	d.stats.noLeader.Add(1)
+	d.log.Warn().Str("stream", eventsStream).
 		Msg("SCP_EVENTS has no leader (no stream took the event): acknowledgements wait until it is back")
-	pb.fail(pb.now.Load(), errNoLeader)
+	d.pb.failSent(errNoLeader)
 }
 
 // published records a PubAck: it ends an outage, logs its duration and
 // lets the retrier send the waiting events at once.
-func (pb *publisher) published() {
-	o := &pb.outage
+func (d *Driver) published() {
+	o := &d.outage
 	if !o.active.Load() {
 		return
 	}
@@ -63,8 +63,8 @@ func (pb *publisher) published() {
 	took := time.Since(o.since)
 	refused := o.refused.Swap(0)
 	o.mu.Unlock()
-	pb.d.stats.noLeaderNanos.Add(uint64(took))
-	pb.d.log.Warn().Str("stream", eventsStream).Dur("took", took).Uint64("refused", refused).
+	d.stats.noLeaderNanos.Add(uint64(took))
+	d.log.Warn().Str("stream", eventsStream).Dur("took", took).Uint64("refused", refused).
 		Msgf("SCP_EVENTS has no leader: over after %s", took.Round(time.Millisecond))
-	pb.d.rt.hurry()
+	d.rt.hurry()
 }

@@ -81,7 +81,7 @@ type SessionRecord struct {
 	Firmware string    `json:"firmware,omitempty"`
 }
 
-// presence returns the session's presence description.
+// presenceOf returns the session's presence description.
 func (s *session) presenceOf(reason scpgate.CloseReason) scpgate.Presence {
 	return scpgate.Presence{Session: s.id, Remote: s.remote, Model: s.model, Firmware: s.firmware, Reason: string(reason)}
 }
@@ -113,8 +113,8 @@ func (s *session) presenceStart() {
 // driver's newer write was seen before it, the session was taken over.
 func (s *session) owned(rev uint64) {
 	s.mu.Lock()
-	s.kvRev = rev
-	foreign := s.foreign
+	s.own.kvRev = rev
+	foreign := s.own.foreign
 	s.mu.Unlock()
 	if foreign > rev {
 		s.takenOver("a newer session on another driver", "")
@@ -137,7 +137,7 @@ func (s *session) endPresence(reason scpgate.CloseReason) {
 	d.presence(func() {
 		<-s.startDone
 		s.mu.Lock()
-		rev := s.kvRev
+		rev := s.own.kvRev
 		s.mu.Unlock()
 		if rev != 0 {
 			d.retryOp(d.bgCtx, s, "delete scp_sessions", func(ctx context.Context) error {
@@ -209,7 +209,6 @@ func (d *Driver) retryOp(ctx context.Context, s *session, what string, op func(c
 // watchSessions watches scp_sessions (one watcher per driver) and closes a
 // local session whose serial a newer session, on another driver, now owns.
 func (d *Driver) watchSessions() {
-	defer d.bgWG.Done()
 	for d.bgCtx.Err() == nil {
 		w, err := d.handles.Sessions.WatchAll(d.bgCtx, jetstream.UpdatesOnly(), jetstream.IgnoreDeletes())
 		if err != nil {
@@ -271,9 +270,9 @@ func (d *Driver) sessionsUpdate(serial string, rev uint64, value []byte) {
 		return
 	}
 	s.mu.Lock()
-	ours := s.kvRev
-	if ours == 0 && rev > s.foreign {
-		s.foreign = rev // decided when our own write returns
+	ours := s.own.kvRev
+	if ours == 0 && rev > s.own.foreign {
+		s.own.foreign = rev // decided when our own write returns
 	}
 	s.mu.Unlock()
 	if ours != 0 && rev > ours {
@@ -286,18 +285,16 @@ func (d *Driver) sessionsUpdate(serial string, rev uint64, value []byte) {
 func (s *session) reassert() {
 	d := s.d
 	s.mu.Lock()
-	if s.closing || s.reasserting {
+	if s.life.closing || s.own.reasserting {
 		s.mu.Unlock()
 		return
 	}
-	s.reasserting = true
+	s.own.reasserting = true
 	s.mu.Unlock()
-	d.bgWG.Add(1) // called from the watcher, which bgWG already counts
-	go func() {
-		defer d.bgWG.Done()
+	d.bgWG.Go(func() { // called from the watcher, which bgWG already counts
 		defer func() {
 			s.mu.Lock()
-			s.reasserting = false
+			s.own.reasserting = false
 			s.mu.Unlock()
 		}()
 		select {
@@ -313,7 +310,7 @@ func (s *session) reassert() {
 		}) {
 			s.owned(rev)
 		}
-	}()
+	})
 }
 
 // record returns the session's scp_sessions value.

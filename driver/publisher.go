@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -36,8 +37,19 @@ var (
 // publish is never taken for the current one's. A slot released by its
 // own PubAck keeps its generation and reply subject: JetStream answers a
 // publish once, and the steady state builds no string.
+//
+// It is one-way: it tells its owner the outcome of every publish through
+// settled, and knows nothing else of the driver.
 type publisher struct {
-	d      *Driver
+	nc      *nats.Conn
+	timeout time.Duration // Options.PublishTimeout
+	// settled receives each publish's outcome once: its PubAck, or the
+	// error for which it is to be sent again. It runs on the PubAck
+	// subscription's goroutine, the sweep or the sender, and must not
+	// block.
+	settled func(p *pub, pa pubAck, err error)
+	stale   *atomic.Uint64 // counts replies to no current publish
+
 	prefix string // "_INBOX.<nuid>.", the subscription's subject without "*"
 	sub    *nats.Subscription
 	status chan nats.Status // connection status changes, from nats.go
@@ -48,8 +60,6 @@ type publisher struct {
 	// a status event, which only sends a publish to the retrier early or
 	// into nats.go's reconnect buffer (failed when the event arrives).
 	connected atomic.Bool
-
-	outage outage // SCP_EVENTS without a leader (outage.go)
 
 	mu    sync.Mutex
 	slots []pubSlot
@@ -65,13 +75,18 @@ type pubSlot struct {
 	sent  int64  // coarse time of the publish
 }
 
-// newPublisher returns a publisher with n slots; start subscribes.
-func newPublisher(d *Driver, n int) *publisher {
+// newPublisher returns a publisher on nc with n slots, whose publishes
+// time out after timeout; settled receives their outcomes and stale
+// counts replies that find no publish. start subscribes.
+func newPublisher(nc *nats.Conn, n int, timeout time.Duration, settled func(*pub, pubAck, error), stale *atomic.Uint64) *publisher {
 	pb := &publisher{
-		d:      d,
-		prefix: d.nc.NewInbox() + ".",
-		slots:  make([]pubSlot, n),
-		free:   make([]uint32, n),
+		nc:      nc,
+		timeout: timeout,
+		settled: settled,
+		stale:   stale,
+		prefix:  nc.NewInbox() + ".",
+		slots:   make([]pubSlot, n),
+		free:    make([]uint32, n),
 	}
 	for i := range pb.free {
 		pb.free[i] = uint32(n - 1 - i) // slot 0 on top
@@ -82,7 +97,7 @@ func newPublisher(d *Driver, n int) *publisher {
 
 // start subscribes to the PubAcks and to connection status changes.
 func (pb *publisher) start() error {
-	sub, err := pb.d.nc.Subscribe(pb.prefix+"*.*", pb.onReply)
+	sub, err := pb.nc.Subscribe(pb.prefix+"*.*", pb.onReply)
 	if err != nil {
 		return fmt.Errorf("subscribe to PubAcks: %w", err)
 	}
@@ -92,8 +107,8 @@ func (pb *publisher) start() error {
 		return fmt.Errorf("PubAck subscription limits: %w", err)
 	}
 	pb.sub = sub
-	pb.status = pb.d.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
-	pb.connected.Store(pb.d.nc.IsConnected())
+	pb.status = pb.nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
+	pb.connected.Store(pb.nc.IsConnected())
 	return nil
 }
 
@@ -104,19 +119,18 @@ func (pb *publisher) stop() {
 		_ = pb.sub.Unsubscribe()
 	}
 	if pb.status != nil {
-		pb.d.nc.RemoveStatusListener(pb.status)
+		pb.nc.RemoveStatusListener(pb.status)
 	}
 }
 
 // send publishes p with the reply subject of a free slot. It reports
-// false when the write failed; p is then marked failed (pubFailed) and
-// the PubAck handler never sees it.
+// false when the write failed; p is then settled with the error, once.
 func (pb *publisher) send(p *pub) bool {
 	pb.mu.Lock()
 	n := len(pb.free)
 	if n == 0 { // more publishes in flight than tokens: a bug, not a load
 		pb.mu.Unlock()
-		pb.d.pubFailed(p, errNoSlot)
+		pb.settled(p, pubAck{}, errNoSlot)
 		return false
 	}
 	i := pb.free[n-1]
@@ -134,9 +148,9 @@ func (pb *publisher) send(p *pub) bool {
 	// p.msg is not written again until this attempt is settled (its slot
 	// released by the PubAck or an error): the ack handler reads only p's
 	// session and ticket.
-	if err := pb.d.nc.PublishMsg(&p.msg); err != nil {
+	if err := pb.nc.PublishMsg(&p.msg); err != nil {
 		if pb.release(i, gen, p) { // else settled meanwhile (disconnect), failed there
-			pb.d.pubFailed(p, fmt.Errorf("publish: %w", err))
+			pb.settled(p, pubAck{}, fmt.Errorf("publish: %w", err))
 		}
 		return false
 	}
@@ -181,7 +195,7 @@ func (pb *publisher) abandonLocked(i uint32) {
 func (pb *publisher) onReply(m *nats.Msg) {
 	i, gen, ok := parseReplyToken(m.Subject, len(pb.prefix))
 	if !ok || int(i) >= len(pb.slots) {
-		pb.d.stats.staleAcks.Add(1)
+		pb.stale.Add(1)
 		return
 	}
 	pb.mu.Lock()
@@ -189,7 +203,7 @@ func (pb *publisher) onReply(m *nats.Msg) {
 	p := sl.p
 	if p == nil || sl.gen != gen {
 		pb.mu.Unlock()
-		pb.d.stats.staleAcks.Add(1) // answered after its publish was given up
+		pb.stale.Add(1) // answered after its publish was given up
 		return
 	}
 	sl.p = nil
@@ -203,11 +217,7 @@ func (pb *publisher) onReply(m *nats.Msg) {
 		sl.reply = ""
 	}
 	pb.mu.Unlock()
-	if err != nil {
-		pb.d.pubFailed(p, err)
-		return
-	}
-	pb.d.onPubAck(p, pa.duplicate)
+	pb.settled(p, pa, err)
 }
 
 // parseReplyToken reads "<slot>.<gen>" after the prefix of subj.
@@ -237,22 +247,22 @@ func parseReplyToken(subj string, prefix int) (i, gen uint32, ok bool) {
 // sweepEvery is how often the publisher looks for overdue publishes and
 // connection changes; a publish times out between PublishTimeout and
 // PublishTimeout plus twice this (its time is the coarse clock's).
-func (pb *publisher) sweepEvery() time.Duration {
-	return min(max(pb.d.opts.PublishTimeout/10, 10*time.Millisecond), 250*time.Millisecond)
+func sweepEvery(timeout time.Duration) time.Duration {
+	return min(max(timeout/10, 10*time.Millisecond), 250*time.Millisecond)
 }
 
 // loop advances the coarse clock, fails overdue publishes, and fails every
 // unconfirmed publish when the connection drops (their PubAcks may never
 // come; the retrier sends them again, with the same message ids, once
-// NATS is back).
-func (pb *publisher) loop() {
-	defer pb.d.bgWG.Done()
-	t := time.NewTicker(pb.sweepEvery())
+// NATS is back). It returns when ctx ends.
+func (pb *publisher) loop(ctx context.Context) {
+	every := sweepEvery(pb.timeout)
+	t := time.NewTicker(every)
 	defer t.Stop()
 	status := pb.status // stop closes it
 	for {
 		select {
-		case <-pb.d.bgCtx.Done():
+		case <-ctx.Done():
 			return
 		case st, ok := <-status:
 			if !ok {
@@ -269,11 +279,10 @@ func (pb *publisher) loop() {
 				status = nil
 			}
 		case now := <-t.C:
-			pb.connected.Store(pb.d.nc.IsConnected()) // in case an event was dropped
+			pb.connected.Store(pb.nc.IsConnected()) // in case an event was dropped
 			pb.now.Store(now.UnixNano())
 			// A slot's time is up to one tick earlier than its publish.
-			pb.fail(now.Add(-pb.d.opts.PublishTimeout-pb.sweepEvery()).UnixNano(), errPubAckTimeout)
-			pb.d.budget.flush()
+			pb.fail(now.Add(-pb.timeout-every).UnixNano(), errPubAckTimeout)
 		}
 	}
 }
@@ -293,6 +302,10 @@ func (pb *publisher) fail(cutoff int64, err error) {
 	}
 	pb.mu.Unlock()
 	for _, p := range failed {
-		pb.d.pubFailed(p, err)
+		pb.settled(p, pubAck{}, err)
 	}
 }
+
+// failSent fails, with err, every publish sent up to now (by the coarse
+// clock).
+func (pb *publisher) failSent(err error) { pb.fail(pb.now.Load(), err) }

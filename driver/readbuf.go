@@ -39,15 +39,15 @@ func (d *Driver) getReader(conn net.Conn) *frameReader {
 // next reads the session's next frame, waiting for the socket first when
 // the session holds no reader.
 func (s *session) next() (scpbridge.Header, []byte, error) {
-	if s.rd == nil {
-		if s.raw != nil {
-			if err := waitReadable(s.raw); err != nil {
+	if s.loop.rd == nil {
+		if s.loop.raw != nil {
+			if err := waitReadable(s.loop.raw); err != nil {
 				return scpbridge.Header{}, nil, err
 			}
 		}
-		s.rd = s.d.getReader(s.conn)
+		s.loop.rd = s.d.getReader(s.conn)
 	}
-	return s.rd.rd.Next()
+	return s.loop.rd.rd.Next()
 }
 
 // releaseReader gives the session's frame reader back to the pool when
@@ -56,12 +56,12 @@ func (s *session) next() (scpbridge.Header, []byte, error) {
 // reader's buffer are discarded by the reader's next user before it
 // reads, so the next connection never sees them.
 func (s *session) releaseReader() {
-	if s.rd == nil || s.rd.rd.Buffered() > 0 {
+	if s.loop.rd == nil || s.loop.rd.rd.Buffered() > 0 {
 		return
 	}
-	s.rd.src.r = nil
-	s.d.readers.Put(s.rd)
-	s.rd = nil
+	s.loop.rd.src.r = nil
+	s.d.readers.Put(s.loop.rd)
+	s.loop.rd = nil
 }
 
 // rawConnOf returns the raw connection of conn when waitReadable can wait

@@ -59,7 +59,8 @@ func (r *retrier) forget(s *session) {
 	r.mu.Unlock()
 }
 
-// due returns the scheduled sessions whose backoff has passed.
+// takeDue returns the scheduled sessions whose backoff has passed and
+// unschedules them.
 func (r *retrier) takeDue(now time.Time) []*session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -94,7 +95,6 @@ func (r *retrier) done(s *session, confirms uint64, max time.Duration, now time.
 // retryLoop republishes, in order and with their original message ids,
 // the transactions whose publish failed, once NATS is connected again.
 func (d *Driver) retryLoop() {
-	defer d.bgWG.Done()
 	t := time.NewTicker(retryTick)
 	defer t.Stop()
 	for {
@@ -123,16 +123,16 @@ func (d *Driver) republish(s *session) uint64 {
 	first := true
 	for {
 		s.mu.Lock()
-		confirms := s.confirms
-		if s.ended || s.tracker == nil {
+		confirms := s.inflight.confirms
+		if s.inflight.ended || s.inflight.tracker == nil {
 			s.mu.Unlock()
 			return confirms
 		}
 		var list []*pub
 		failedLeft := false
-		head := s.nextTicket - uint64(s.tracker.Pending())
-		for t := head; t < s.nextTicket; t++ {
-			p := s.win.ring[t%uint64(len(s.win.ring))]
+		head := s.inflight.nextTicket - uint64(s.inflight.tracker.Pending())
+		for t := head; t < s.inflight.nextTicket; t++ {
+			p := s.inflight.win.ring[t%uint64(len(s.inflight.win.ring))]
 			switch {
 			case p == nil:
 			case p.state == pubQueued, first && p.state == pubFailed:
@@ -143,7 +143,7 @@ func (d *Driver) republish(s *session) uint64 {
 			}
 		}
 		if len(list) == 0 {
-			s.retrying = failedLeft
+			s.inflight.retrying = failedLeft
 			s.mu.Unlock()
 			if failedLeft {
 				d.rt.schedule(s)

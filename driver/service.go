@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/micro"
 )
@@ -140,20 +139,4 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(v)
-}
-
-// startHTTP serves Handler on Options.HTTPListen.
-func (d *Driver) startHTTP() error {
-	ln, err := net.Listen("tcp", d.opts.HTTPListen)
-	if err != nil {
-		return fmt.Errorf("driver: http listen on %s: %w", d.opts.HTTPListen, err)
-	}
-	d.httpSrv = &http.Server{Handler: d.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := d.httpSrv.Serve(ln); err != nil && err != http.ErrServerClosed {
-			d.log.Error().Err(err).Msg("http server")
-		}
-	}()
-	d.log.Info().Str("listen", ln.Addr().String()).Msg("http listening")
-	return nil
 }

@@ -80,7 +80,7 @@ func (d *Driver) Shed(req ShedRequest) (ShedResponse, error) {
 	list := make([]*session, 0, len(d.sessions))
 	for _, s := range d.sessions {
 		s.mu.Lock()
-		leaving := s.quiesce || s.closing
+		leaving := s.life.quiesce || s.life.closing
 		s.mu.Unlock()
 		if !leaving {
 			list = append(list, s)

@@ -159,59 +159,6 @@ func TestTakeoverAcrossDrivers(t *testing.T) {
 	})
 }
 
-// TestDrain: two drivers behind a load balancer; driver 1 is drained. Its
-// controllers move to driver 2, each after a bye (draining), and nothing
-// is lost or doubled.
-func TestDrain(t *testing.T) {
-	e := newEnv(t)
-	d1 := e.startDriver("d1", func(o *driver.Options) { o.DrainRate = 100 })
-	lb := newLB(t, d1.Addr().String())
-	const count = 20
-	f := sim.NewFleet(sim.FleetConfig{Controller: simConfig(lb.addr(), ""), Count: count, Ramp: 1000})
-	f.SetRate(50)
-	runFleet(t, f)
-	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
-		if st := d1.Stats(); st.Sessions != count || st.EventsAcked < 200 {
-			return fmt.Errorf("driver 1: %d sessions, %d events acked", st.Sessions, st.EventsAcked)
-		}
-		return nil
-	})
-	d2 := e.startDriver("d2", nil)
-	lb.add(d2.Addr().String())
-
-	start := time.Now()
-	if err := d1.Drain(context.Background()); err != nil {
-		t.Fatalf("drain: %v", err)
-	}
-	took := time.Since(start)
-	st1 := d1.Stats()
-	if st1.Closed(scpgate.ReasonDrained) != count || st1.Closed(scpgate.ReasonShutdown) != 0 {
-		t.Errorf("driver 1 closes %v, want %d drained and none shut down", st1.Closes, count)
-	}
-	if min := time.Duration(float64(count-1) / 100 * float64(time.Second)); took < min {
-		t.Errorf("drain took %s, below the %s the drain rate allows", took, min)
-	}
-	waitSessions(t, d2, count)
-
-	f.SetRate(0)
-	ctrls := f.Controllers()
-	waitAcked(t, 20*time.Second, ctrls...)
-	evs := readEvents(t, e.js)
-	checkExactlyOnce(t, evs, ctrls...)
-	for _, c := range ctrls {
-		drained := false
-		for _, p := range presenceOf(evs, c.Serial()) {
-			if p.Code == driver.PresenceOffline && p.Driver == "d1" && p.Presence.Reason == string(scpgate.ReasonDrained) {
-				drained = true
-			}
-		}
-		if !drained {
-			t.Errorf("%s: no offline presence event from d1 with reason drained", c.Serial())
-		}
-	}
-	t.Logf("drain of %d sessions took %s; deferred %d events", count, took, st1.EventsDeferred)
-}
-
 // TestSessionsRecordFencing: a late scp_sessions write of an older session
 // of the same driver does not close the live session (the driver writes
 // the live record again), while a newer write by another driver does.

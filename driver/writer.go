@@ -28,6 +28,18 @@ func putBuf(b *[]byte) {
 	bufPool.Put(b)
 }
 
+// outQueue holds a session's encoded frames until the writer takes them.
+// Guarded by session.mu.
+type outQueue struct {
+	buf     *[]byte // encoded frames not yet taken by the writer
+	frames  int
+	writing bool // a writer goroutine runs
+	// exited, when set, is closed by the writer as it stops.
+	exited chan struct{}
+	ping   scpbridge.Ping    // the heartbeat's frame
+	ack    scpbridge.TranAck // flush's frame
+}
+
 // send queues m for the session's writer. It never blocks: when the queue
 // already holds Options.SendQueue frames the controller is not reading
 // fast enough, and the session is closed as a slow consumer.
@@ -42,11 +54,11 @@ func (s *session) send(m scpbridge.Message) error {
 // queue is send without waking a writer.
 func (s *session) queue(m scpbridge.Message) error {
 	s.mu.Lock()
-	if s.closing {
+	if s.life.closing {
 		s.mu.Unlock()
 		return errSessionClosed
 	}
-	if s.outFrames >= s.d.opts.SendQueue {
+	if s.out.frames >= s.d.opts.SendQueue {
 		s.mu.Unlock()
 		s.log.Warn().Int("queued", s.d.opts.SendQueue).Msg("send queue full: slow consumer")
 		s.close(scpgate.ReasonSlowConsumer, nil)
@@ -62,15 +74,15 @@ func (s *session) queue(m scpbridge.Message) error {
 
 // appendLocked encodes m onto the writer's queue. s.mu must be held.
 func (s *session) appendLocked(m scpbridge.Message) error {
-	if s.out == nil {
-		s.out = getBuf()
+	if s.out.buf == nil {
+		s.out.buf = getBuf()
 	}
-	b, err := scpbridge.AppendFrame(*s.out, m)
-	*s.out = b
+	b, err := scpbridge.AppendFrame(*s.out.buf, m)
+	*s.out.buf = b
 	if err != nil {
 		return err
 	}
-	s.outFrames++
+	s.out.frames++
 	return nil
 }
 
@@ -81,9 +93,9 @@ func (s *session) appendLocked(m scpbridge.Message) error {
 // runs, and an idle session holds no writer goroutine at all.
 func (s *session) wake() {
 	s.mu.Lock()
-	start := !s.writing && !s.closing
+	start := !s.out.writing && !s.life.closing
 	if start {
-		s.writing = true
+		s.out.writing = true
 	}
 	s.mu.Unlock()
 	if start {
@@ -95,9 +107,9 @@ func (s *session) wake() {
 // runs already (then that one writes it).
 func (s *session) writeNow() {
 	s.mu.Lock()
-	start := !s.writing && !s.closing
+	start := !s.out.writing && !s.life.closing
 	if start {
-		s.writing = true
+		s.out.writing = true
 	}
 	s.mu.Unlock()
 	if start {
@@ -119,9 +131,9 @@ func (s *session) writeLoop() {
 		}
 		s.checkDrained()
 		s.mu.Lock()
-		if s.closing || (s.out == nil && !s.ackReadyLocked()) {
-			s.writing = false
-			exited := s.writerExited
+		if s.life.closing || (s.out.buf == nil && !s.ackReadyLocked()) {
+			s.out.writing = false
+			exited := s.out.exited
 			s.mu.Unlock()
 			if exited != nil {
 				close(exited)
@@ -132,180 +144,21 @@ func (s *session) writeLoop() {
 	}
 }
 
-// Ack coalescing: while a session has more transactions in flight or
-// already read, its cumulative ack waits until ackBatch more are
-// confirmed or ackDelay has passed, so that a controller sending a backlog
-// gets one ack per batch rather than one per PubAck (each a socket write
-// on both sides). A session with nothing more in flight is acknowledged at
-// once.
-//
-// While read loops wait for the driver's in-flight budget (a reconnect
-// storm), each controller's share of the throughput is a few dozen
-// transactions a second or less, too few for 50 ms to gather more than
-// one or two: the deferred acks then wait ackDelayStalled. Those
-// controllers are waiting for their backlogs to be read anyway; the
-// controller keeps its transactions until acknowledged and needs no
-// window of its own (docs/protocol.md, flow control).
-const (
-	ackBatch        = 64
-	ackDelay        = 50 * time.Millisecond
-	ackDelayStalled = 250 * time.Millisecond
-)
-
-// ackDueLocked says whether the newest ack goes out now or is deferred
-// (and was not deferred already). s.mu must be held.
-func (s *session) ackDueLocked() (now, later bool) {
-	if (s.tracker.Pending() == 0 && !s.burst.Load()) || s.ackSeq-s.ackSent >= ackBatch || s.quiesce {
-		s.ackNow = true
-		return true, false
-	}
-	if s.ackDeferred {
-		return false, false
-	}
-	s.ackDeferred = true
-	return false, true
-}
-
-// ackReadyLocked says whether an ack is due to be written. s.mu must be
-// held.
-func (s *session) ackReadyLocked() bool { return s.ackNow && s.ackSeq != s.ackSent }
-
-// ackQueue holds the sessions whose ack was deferred.
-type ackQueue struct {
-	mu   sync.Mutex
-	list []*session
-	kick chan struct{} // cap 1: the list became non-empty
-}
-
-// deferAck has the ack flusher wake s within ackDelay.
-func (d *Driver) deferAck(s *session) {
-	q := &d.acks
-	q.mu.Lock()
-	q.list = append(q.list, s)
-	first := len(q.list) == 1
-	q.mu.Unlock()
-	if first {
-		select {
-		case q.kick <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// ackFlusher wakes the writers of the sessions with deferred acks, ackDelay
-// after the first of them was deferred. It sleeps while there are none.
-func (d *Driver) ackFlusher() {
-	defer d.bgWG.Done()
-	q := &d.acks
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	var spare []*session
-	for {
-		select {
-		case <-d.bgCtx.Done():
-			return
-		case <-q.kick:
-		}
-		delay := ackDelay
-		if d.budget.waiting() {
-			delay = ackDelayStalled
-		}
-		t.Reset(delay)
-		select {
-		case <-d.bgCtx.Done():
-			return
-		case <-t.C:
-		}
-		q.mu.Lock()
-		list := q.list
-		q.list = spare[:0]
-		q.mu.Unlock()
-		for i, s := range list {
-			s.mu.Lock()
-			s.ackDeferred, s.ackNow = false, true
-			s.mu.Unlock()
-			s.wake()
-			list[i] = nil
-		}
-		spare = list
-	}
-}
-
-// heartbeats pings the welcomed sessions that wrote nothing for about a
-// heartbeat interval: one loop per driver rather than a timer per session,
-// which idle sessions would each hold.
-//
-// Each session is pinged a little early, by up to an eighth of the
-// interval, fixed per session: sessions that connected together (after a
-// restart, say) would otherwise be pinged in one burst every interval,
-// forever, and every burst of thousands of writes (and the controllers'
-// answers) delays whatever else the driver does at that moment. With
-// periods that differ, the pings spread evenly over the interval within a
-// few rounds.
-func (d *Driver) heartbeats() {
-	defer d.bgWG.Done()
-	hb := d.opts.Timing.Heartbeat
-	early := uint64(hb / 8)
-	t := time.NewTicker(max(min(hb/20, 250*time.Millisecond), 10*time.Millisecond))
-	defer t.Stop()
-	var due []*session
-	for {
-		select {
-		case <-d.bgCtx.Done():
-			return
-		case now := <-t.C:
-			silent := now.Add(-hb).UnixNano()
-			d.mu.Lock()
-			for _, s := range d.sessions {
-				if !s.welcomed.Load() {
-					continue // its first frame must be the welcome
-				}
-				skew := int64(0)
-				if early > 0 {
-					skew = int64(s.idNum % early)
-				}
-				if s.lastWrite.Load() <= silent+skew {
-					due = append(due, s)
-				}
-			}
-			d.mu.Unlock()
-			for i, s := range due {
-				s.heartbeatDue()
-				due[i] = nil
-			}
-			due = due[:0]
-		}
-	}
-}
-
-// heartbeatDue queues a ping.
-func (s *session) heartbeatDue() {
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return
-	}
-	s.pingFrame.Nonce++
-	_ = s.appendLocked(&s.pingFrame) // a ping is 16 bytes: it cannot fail
-	s.mu.Unlock()
-	s.wake()
-}
-
 // finalFlush runs once the session is closing: it waits until no writer
 // runs (none starts any more) and writes what is left (the bye).
 func (s *session) finalFlush() {
 	s.mu.Lock()
 	var exited chan struct{}
-	if s.writing {
+	if s.out.writing {
 		exited = make(chan struct{})
-		s.writerExited = exited
+		s.out.exited = exited
 	}
 	s.mu.Unlock()
 	if exited != nil {
 		<-exited
 	}
 	s.mu.Lock()
-	s.ackNow = true
+	s.ack.now = true
 	s.mu.Unlock()
 	if _, err := s.flush(finalFlushTimeout); err != nil {
 		s.log.Debug().Err(err).Msg("final flush failed")
@@ -317,20 +170,20 @@ func (s *session) finalFlush() {
 // finalFlush once no writer runs, calls it.
 func (s *session) flush(timeout time.Duration) (bool, error) {
 	s.mu.Lock()
-	if s.noFlush {
+	if s.life.noFlush {
 		s.mu.Unlock()
 		return false, nil
 	}
-	buf := s.out
-	s.out, s.outFrames = nil, 0
-	if s.ackSeq != s.ackSent && (s.ackNow || buf != nil) { // frames going out anyway carry the ack
-		s.ackNow = false
+	buf := s.out.buf
+	s.out.buf, s.out.frames = nil, 0
+	if s.ack.seq != s.ack.sent && (s.ack.now || buf != nil) { // frames going out anyway carry the ack
+		s.ack.now = false
 		if buf == nil {
 			buf = getBuf()
 		}
-		s.ackFrame = scpbridge.TranAck{BootEpoch: s.epoch, LastSeq: s.ackSeq}
-		*buf, _ = scpbridge.AppendFrame(*buf, &s.ackFrame) // fixed size: cannot fail
-		s.ackSent, s.lastAcked = s.ackSeq, s.ackSeq
+		s.out.ack = scpbridge.TranAck{BootEpoch: s.epoch, LastSeq: s.ack.seq}
+		*buf, _ = scpbridge.AppendFrame(*buf, &s.out.ack) // fixed size: cannot fail
+		s.ack.sent, s.ack.last = s.ack.seq, s.ack.seq
 		s.d.stats.ackFrames.Add(1)
 	}
 	s.mu.Unlock()
@@ -348,42 +201,4 @@ func (s *session) flush(timeout time.Duration) (bool, error) {
 		return true, fmt.Errorf("write %d bytes: %w", len(*buf), err)
 	}
 	return true, nil
-}
-
-// beginDrain makes the session stop publishing; once everything it
-// published is confirmed and acknowledged, the writer says bye (draining)
-// and the session closes with ReasonDrained.
-func (s *session) beginDrain() {
-	s.mu.Lock()
-	s.quiesce, s.ackNow = true, true
-	s.drainAt = time.Now()
-	s.mu.Unlock()
-	// Check again once the wait for command answers has passed.
-	time.AfterFunc(s.d.opts.DrainAnswerWait, s.checkDrained)
-	s.wake()
-}
-
-// checkDrained closes a quiescing session once nothing is in flight, the
-// last ack was written and the commands sent to it were answered (or
-// Options.DrainAnswerWait passed since it was released): a controller
-// that answers a command after the session ended is sent it again by the
-// next driver.
-func (s *session) checkDrained() {
-	s.mu.Lock()
-	done := s.quiesce && !s.closing && (s.tracker == nil || s.tracker.Pending() == 0) && s.ackSent == s.ackSeq
-	since := time.Since(s.drainAt)
-	s.mu.Unlock()
-	if !done {
-		return
-	}
-	if s.d.hooks.awaitingAnswers(s) {
-		if since < s.d.opts.DrainAnswerWait {
-			return // the hooks call again once answered
-		}
-		if h, ok := s.d.hooks.(*commandHooks); ok {
-			h.stats.drainUnanswered.Add(1)
-		}
-		s.log.Warn().Dur("waited", since).Msg("draining: commands sent still unanswered; releasing the session")
-	}
-	s.close(closeReasonOfQuiesced(s), s.d.byeDraining("driver draining"))
 }

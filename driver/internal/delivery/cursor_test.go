@@ -1,11 +1,11 @@
-package driver
+package delivery
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,14 +18,36 @@ import (
 	"github.com/scpgate/scpgate/streams"
 )
 
-// fenceRig is a driver's command hooks with one hand-made session, stepped
-// by the test instead of the workers.
+// fenceRig is a Delivery with one hand-made session, stepped by the test
+// instead of the workers.
 type fenceRig struct {
 	t   *testing.T
 	ctx context.Context
 	js  jetstream.JetStream
-	h   *commandHooks
+	h   *Delivery
 	cs  *cmdSession
+	s   *fakeSession
+}
+
+// fakeSession is a Session that counts the frames sent to it.
+type fakeSession struct {
+	serial, id string
+	log        zerolog.Logger
+	done       chan struct{}
+	mu         sync.Mutex
+	frames     int
+}
+
+func (f *fakeSession) Serial() string          { return f.serial }
+func (f *fakeSession) ID() string              { return f.id }
+func (f *fakeSession) Done() <-chan struct{}   { return f.done }
+func (f *fakeSession) Logger() *zerolog.Logger { return &f.log }
+func (f *fakeSession) CheckDrained()           {}
+func (f *fakeSession) Send(scpbridge.Message) error {
+	f.mu.Lock()
+	f.frames++
+	f.mu.Unlock()
+	return nil
 }
 
 func newFenceRig(t *testing.T, serial string) *fenceRig {
@@ -40,19 +62,18 @@ func newFenceRig(t *testing.T, serial string) *fenceRig {
 	if err != nil {
 		t.Fatalf("ensure: %v", err)
 	}
-	d, err := New(Options{ID: "stale", NATS: nc, Streams: cfg, Log: zerolog.New(zerolog.NewTestWriter(t))})
-	if err != nil {
-		t.Fatalf("new driver: %v", err)
-	}
-	d.handles = handles
-	t.Cleanup(d.bgStop)
-	conn, peer := net.Pipe()
-	t.Cleanup(func() { conn.Close(); peer.Close() })
-	s := newSession(d, conn)
-	s.serial = serial
-	s.log = s.log.With().Str("serial", serial).Logger()
-	s.writing = true // no writer starts: frames stay queued for sent to count
-	return &fenceRig{t: t, ctx: ctx, js: js, h: newCommandHooks(d), cs: &cmdSession{s: s}}
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	h := New(Config{
+		NATS: nc, JS: js, Log: log, DriverID: "stale",
+		Window: 4, FetchTimeout: 5 * time.Second, AnswerTimeout: 30 * time.Second, // the driver's defaults
+		BusyRetry: time.Second, BusyRetryMax: 30 * time.Second,
+		Draining: func() bool { return false }, HardStop: ctx, WG: &wg,
+	})
+	h.handles = handles
+	s := &fakeSession{serial: serial, id: "00000000000000f1", log: log.With().Str("serial", serial).Logger(), done: make(chan struct{})}
+	return &fenceRig{t: t, ctx: ctx, js: js, h: h, cs: &cmdSession{s: s, serial: serial}, s: s}
 }
 
 // store queues an unlock command for the rig's controller and returns its
@@ -61,9 +82,9 @@ func (r *fenceRig) store() uint64 {
 	r.t.Helper()
 	door := uint16(1)
 	now := time.Now().UTC()
-	data, _ := json.Marshal(scpgate.Command{V: 1, Controller: r.cs.s.serial, Type: scpgate.CmdMomentaryUnlock,
+	data, _ := json.Marshal(scpgate.Command{V: 1, Controller: r.cs.serial, Type: scpgate.CmdMomentaryUnlock,
 		Params: scpgate.CommandParams{Door: &door, Seconds: 1}, Created: now, Expires: now.Add(time.Hour)})
-	subject, _ := streams.CommandSubject(r.cs.s.serial)
+	subject, _ := streams.CommandSubject(r.cs.serial)
 	ack, err := r.js.Publish(r.ctx, subject, data)
 	if err != nil {
 		r.t.Fatalf("store command: %v", err)
@@ -71,18 +92,18 @@ func (r *fenceRig) store() uint64 {
 	return ack.Sequence
 }
 
-// sent returns the number of frames queued on the session's writer.
+// sent returns the number of frames sent to the session.
 func (r *fenceRig) sent() int {
-	r.cs.s.mu.Lock()
-	defer r.cs.s.mu.Unlock()
-	return r.cs.s.outFrames
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	return r.s.frames
 }
 
 // cursor returns the cursor's sequence (decimal, without the stream
 // incarnation) and its revision.
 func (r *fenceRig) cursor() (string, uint64) {
 	r.t.Helper()
-	e, err := r.h.d.handles.Cursors.Get(r.ctx, r.cs.s.serial)
+	e, err := r.h.handles.Cursors.Get(r.ctx, r.cs.serial)
 	if err != nil {
 		r.t.Fatalf("read cursor: %v", err)
 	}
@@ -110,7 +131,7 @@ func TestCommandFencing(t *testing.T) {
 	}
 
 	// Another driver's session claims the cursor.
-	if _, err := r.h.d.handles.Cursors.Update(r.ctx, "FENCE1", []byte(val), rev); err != nil {
+	if _, err := r.h.handles.Cursors.Update(r.ctx, "FENCE1", []byte(val), rev); err != nil {
 		t.Fatalf("claim by the new owner: %v", err)
 	}
 	_, claimed := r.cursor()
@@ -124,7 +145,7 @@ func TestCommandFencing(t *testing.T) {
 	if val, rev := r.cursor(); val != "0" || rev != claimed {
 		t.Errorf("cursor %s at revision %d, want 0 at %d (unmoved)", val, rev, claimed)
 	}
-	if _, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq1); err != nil {
+	if _, err := r.h.handles.Commands.GetMsg(r.ctx, seq1); err != nil {
 		t.Errorf("command %d was deleted by the fenced session: %v", seq1, err)
 	}
 	if !r.cs.dl.fenced {
@@ -142,8 +163,8 @@ func TestCommandFencing(t *testing.T) {
 
 	// scp_sessions names this session: after the recheck delay it reloads
 	// the cursor and delivers the third command.
-	rec, _ := json.Marshal(SessionRecord{Driver: "stale", Session: r.cs.s.id})
-	if _, err := r.h.d.handles.Sessions.Put(r.ctx, "FENCE1", rec); err != nil {
+	rec, _ := json.Marshal(map[string]string{"driver": "stale", "session": r.s.id})
+	if _, err := r.h.handles.Sessions.Put(r.ctx, "FENCE1", rec); err != nil {
 		t.Fatalf("write session: %v", err)
 	}
 	r.cs.dl.fencedAt = time.Now().Add(-fenceRecheck)
@@ -158,7 +179,7 @@ func TestCommandFencing(t *testing.T) {
 		t.Errorf("sent %d commands after resuming, want 3 (command %d)", n, seq3)
 	}
 	for _, seq := range []uint64{seq1, seq2} {
-		if _, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		if _, err := r.h.handles.Commands.GetMsg(r.ctx, seq); !errors.Is(err, jetstream.ErrMsgNotFound) {
 			t.Errorf("completed command %d still stored: %v", seq, err)
 		}
 	}
@@ -171,11 +192,11 @@ func TestCommandFencedStaysStopped(t *testing.T) {
 	seq1 := r.store()
 	r.h.step(r.ctx, r.cs, false)
 	val, rev := r.cursor()
-	if _, err := r.h.d.handles.Cursors.Update(r.ctx, "FENCE2", []byte(val), rev); err != nil {
+	if _, err := r.h.handles.Cursors.Update(r.ctx, "FENCE2", []byte(val), rev); err != nil {
 		t.Fatalf("claim by the new owner: %v", err)
 	}
-	rec, _ := json.Marshal(SessionRecord{Driver: "other", Session: "0123456789abcdef"})
-	if _, err := r.h.d.handles.Sessions.Put(r.ctx, "FENCE2", rec); err != nil {
+	rec, _ := json.Marshal(map[string]string{"driver": "other", "session": "0123456789abcdef"})
+	if _, err := r.h.handles.Sessions.Put(r.ctx, "FENCE2", rec); err != nil {
 		t.Fatalf("write session: %v", err)
 	}
 	r.cs.statuses = append(r.cs.statuses, scpbridge.CommandStatus{Tag: tagOf(seq1), Status: scpbridge.StatusOK})
@@ -195,7 +216,7 @@ func TestCommandFencedStaysStopped(t *testing.T) {
 // consumer would.
 func (r *fenceRig) hint(seq uint64) {
 	r.t.Helper()
-	m, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq)
+	m, err := r.h.handles.Commands.GetMsg(r.ctx, seq)
 	if err != nil {
 		r.t.Fatalf("read command %d: %v", seq, err)
 	}
@@ -235,7 +256,7 @@ func TestCommandClaimWhileSending(t *testing.T) {
 		r := newFenceRig(t, "CLAIM2")
 		r.h.step(r.ctx, r.cs, false)
 		// Another session claims the (absent) cursor after this one read it.
-		if _, err := r.h.d.handles.Cursors.Create(r.ctx, "CLAIM2", []byte("0")); err != nil {
+		if _, err := r.h.handles.Cursors.Create(r.ctx, "CLAIM2", []byte("0")); err != nil {
 			t.Fatalf("claim by another session: %v", err)
 		}
 		_, claimed := r.cursor()
@@ -250,7 +271,7 @@ func TestCommandClaimWhileSending(t *testing.T) {
 		if val, rev := r.cursor(); val != "0" || rev != claimed {
 			t.Errorf("cursor %s at revision %d, want 0 at %d (unmoved)", val, rev, claimed)
 		}
-		if _, err := r.h.d.handles.Commands.GetMsg(r.ctx, seq); err != nil {
+		if _, err := r.h.handles.Commands.GetMsg(r.ctx, seq); err != nil {
 			t.Errorf("command %d deleted by the fenced session: %v", seq, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package driver
+package delivery
 
 // SCP_COMMANDS re-created (deleted and created again, by an operator or a
 // restore): its sequences start again from 1, so command ids, tags and
@@ -63,10 +63,10 @@ func sameCommand(rec *commands.Record, cmd *scpgate.Command) bool {
 // checkIncarnation reads the creation time of SCP_COMMANDS; when it
 // changed since the driver last looked, it moves command delivery to the
 // new stream.
-func (h *commandHooks) checkIncarnation(ctx context.Context) {
+func (h *Delivery) checkIncarnation(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
-	info, err := h.d.handles.Commands.Info(ctx)
+	info, err := h.handles.Commands.Info(ctx)
 	if err != nil {
 		return // the stream may be gone for a moment; look again later
 	}
@@ -75,11 +75,11 @@ func (h *commandHooks) checkIncarnation(ctx context.Context) {
 	if inc == old {
 		return
 	}
-	h.d.log.Warn().Time("created", info.Created).Time("was", time.Unix(0, old)).
+	h.log.Warn().Time("created", info.Created).Time("was", time.Unix(0, old)).
 		Msg(streams.CommandsStream + " was re-created; command cursors and records of the old stream no longer count")
 	h.stopHints()
 	if err := h.startHints(ctx); err != nil {
-		h.d.log.Warn().Err(err).Msg("restart command hints on the re-created stream; retried")
+		h.log.Warn().Err(err).Msg("restart command hints on the re-created stream; retried")
 		return // the incarnation is unchanged: tried again on the next check
 	}
 	h.incarnation.Store(inc)
@@ -89,7 +89,7 @@ func (h *commandHooks) checkIncarnation(ctx context.Context) {
 
 // resetAll makes every session drop its delivery state and read its queue
 // from the start.
-func (h *commandHooks) resetAll() {
+func (h *Delivery) resetAll() {
 	h.hintGen.Add(1)
 	h.mu.RLock()
 	list := make([]*cmdSession, 0, len(h.sessions))
@@ -108,7 +108,7 @@ func (h *commandHooks) resetAll() {
 
 // applyReset drops the delivery state of cs after a re-creation of the
 // stream; the worker stepping cs calls it.
-func (h *commandHooks) applyReset(cs *cmdSession) {
+func (h *Delivery) applyReset(cs *cmdSession) {
 	cs.mu.Lock()
 	if !cs.reset {
 		cs.mu.Unlock()
@@ -133,8 +133,8 @@ var errStaleCursor = errors.New("command cursor of an earlier " + streams.Comman
 // completed: it has a final record written for it. A cursor moves only
 // after that record, so a command without one means the cursor is of an
 // earlier stream; it is then kept, not deleted.
-func (h *commandHooks) completed(ctx context.Context, cs *cmdSession, m *jetstream.RawStreamMsg) (bool, error) {
-	rec, err := h.record(ctx, commands.ID(cs.s.serial, m.Sequence))
+func (h *Delivery) completed(ctx context.Context, cs *cmdSession, m *jetstream.RawStreamMsg) (bool, error) {
+	rec, err := h.record(ctx, commands.ID(cs.serial, m.Sequence))
 	if err != nil || rec == nil || !rec.Status.Final() {
 		return false, err
 	}
@@ -147,14 +147,14 @@ func (h *commandHooks) completed(ctx context.Context, cs *cmdSession, m *jetstre
 
 // cursorOf decodes the stored cursor value v: a cursor of another
 // incarnation of the stream counts as 0.
-func (h *commandHooks) cursorOf(cs *cmdSession, v string) uint64 {
+func (h *Delivery) cursorOf(cs *cmdSession, v string) uint64 {
 	seq, inc, err := parseCursor(v)
 	if err != nil {
-		cs.s.log.Error().Str("value", v).Msg("unreadable command cursor; delivering from the start")
+		cs.log().Error().Str("value", v).Msg("unreadable command cursor; delivering from the start")
 		return 0
 	}
 	if cur := h.incarnation.Load(); inc != 0 && inc != cur {
-		cs.s.log.Debug().Uint64("cursor", seq).Msg("command cursor of an earlier " + streams.CommandsStream + "; delivering from the start")
+		cs.log().Debug().Uint64("cursor", seq).Msg("command cursor of an earlier " + streams.CommandsStream + "; delivering from the start")
 		return 0
 	}
 	return seq

@@ -1,4 +1,4 @@
-package driver
+package delivery
 
 // Busy: a controller that answers a command NAK busy cannot take it now;
 // the host sends it again later (docs/protocol.md). The command stays in
@@ -19,31 +19,31 @@ import (
 // busyAnswer handles a NAK busy for e: it schedules e to be sent again,
 // or, when the next try would come after the command expired, ends it nak
 // busy.
-func (h *commandHooks) busyAnswer(cs *cmdSession, e *entry, detail string) {
-	wait := h.d.opts.CommandBusyRetry
+func (h *Delivery) busyAnswer(cs *cmdSession, e *entry, detail string) {
+	wait := h.busyRetry
 	for range min(e.busy, 16) {
 		wait *= 2
-		if wait >= h.d.opts.CommandBusyRetryMax {
-			wait = h.d.opts.CommandBusyRetryMax
+		if wait >= h.busyRetryMax {
+			wait = h.busyRetryMax
 			break
 		}
 	}
 	now := time.Now()
 	at := now.Add(wait)
 	if !e.cmd.Expires.IsZero() && !at.Before(e.cmd.Expires) {
-		e.res = h.result(cs.s.serial, e, scpgate.StatusNAK, "busy",
+		e.res = h.result(cs.serial, e, scpgate.StatusNAK, "busy",
 			fmt.Sprintf("busy until it expired, sent %d times: %s", e.busy+1, detail))
 		return
 	}
 	e.retryAt = at
-	cs.s.log.Debug().Uint32("tag", e.tag).Int("busy", e.busy+1).Dur("retry_in", wait).Msg("command busy; sending again later")
+	cs.log().Debug().Uint32("tag", e.tag).Int("busy", e.busy+1).Dur("retry_in", wait).Msg("command busy; sending again later")
 	h.after(cs, wait)
 }
 
 // retryBusy sends again every command whose busy backoff passed, ends
 // those that expired meanwhile, and arms the session's timer for the next
 // one due.
-func (h *commandHooks) retryBusy(cs *cmdSession, dl *delivery) {
+func (h *Delivery) retryBusy(cs *cmdSession, dl *cmdState) {
 	now := time.Now()
 	var next time.Duration
 	for _, e := range dl.win {
@@ -51,7 +51,7 @@ func (h *commandHooks) retryBusy(cs *cmdSession, dl *delivery) {
 			continue
 		}
 		if !e.cmd.Expires.IsZero() && now.After(e.cmd.Expires) {
-			e.res = h.result(cs.s.serial, e, scpgate.StatusNAK, "busy",
+			e.res = h.result(cs.serial, e, scpgate.StatusNAK, "busy",
 				fmt.Sprintf("busy until it expired, sent %d times", e.busy+1))
 			continue
 		}
@@ -63,11 +63,11 @@ func (h *commandHooks) retryBusy(cs *cmdSession, dl *delivery) {
 		}
 		w, err := commands.ToWire(&e.cmd, e.tag)
 		if err != nil { // it was sent once, so it encodes
-			e.res = h.result(cs.s.serial, e, scpgate.StatusFailed, "invalid_command", err.Error())
+			e.res = h.result(cs.serial, e, scpgate.StatusFailed, "invalid_command", err.Error())
 			continue
 		}
 		cs.awaiting.Add(1) // before the controller can see it
-		if cs.s.send(w) != nil {
+		if cs.s.Send(w) != nil {
 			return // closing: a later session sends it again
 		}
 		e.busy++
@@ -80,16 +80,4 @@ func (h *commandHooks) retryBusy(cs *cmdSession, dl *delivery) {
 	if next > 0 {
 		h.after(cs, next)
 	}
-}
-
-// busyWaiting reports whether a command of dl waits to be sent again
-// after a busy answer: no further command goes out meanwhile, so that
-// only those already sent can overtake it.
-func (dl *delivery) busyWaiting() bool {
-	for _, e := range dl.win {
-		if e.res == nil && !e.retryAt.IsZero() {
-			return true
-		}
-	}
-	return false
 }

@@ -1,4 +1,4 @@
-package driver
+package delivery
 
 // Hints: how a session learns of a new command without reading the stream.
 //
@@ -48,15 +48,15 @@ const hintBuffer = 64
 // startHints creates the driver's ordered consumer of SCP_COMMANDS and
 // routes its messages to sessions. It runs in start, before the driver
 // accepts a connection.
-func (h *commandHooks) startHints(ctx context.Context) error {
+func (h *Delivery) startHints(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	info, err := h.d.handles.Commands.Info(ctx)
+	info, err := h.handles.Commands.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("read %s state: %w", streams.CommandsStream, err)
 	}
 	h.incarnation.CompareAndSwap(0, info.Created.UnixNano()) // the first look; later ones in checkIncarnation
-	cons, err := h.d.js.OrderedConsumer(ctx, streams.CommandsStream, jetstream.OrderedConsumerConfig{
+	cons, err := h.js.OrderedConsumer(ctx, streams.CommandsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{streams.CommandsAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    info.State.LastSeq + 1,
@@ -75,27 +75,27 @@ func (h *commandHooks) startHints(ctx context.Context) error {
 
 // stopHints stops the consumer and deletes it rather than leaving it to
 // the server's inactivity threshold.
-func (h *commandHooks) stopHints() {
+func (h *Delivery) stopHints() {
 	if h.hintCC == nil {
 		return
 	}
 	h.hintCC.Stop()
-	if !h.d.nc.IsConnected() {
+	if !h.nc.IsConnected() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	// The consumer may have been recreated under another name since; the
 	// server removes that one once it is inactive.
-	if err := h.d.js.DeleteConsumer(ctx, streams.CommandsStream, h.hintName); err != nil {
-		h.d.log.Debug().Err(err).Msg("delete command hint consumer")
+	if err := h.js.DeleteConsumer(ctx, streams.CommandsStream, h.hintName); err != nil {
+		h.log.Debug().Err(err).Msg("delete command hint consumer")
 	}
 }
 
 // onHint routes one command from the consumer to the session of its serial.
 // It runs on the consumer's goroutine, one message at a time, in stream
 // order.
-func (h *commandHooks) onHint(m jetstream.Msg) {
+func (h *Delivery) onHint(m jetstream.Msg) {
 	serial, ok := streams.SerialFromSubject(m.Subject())
 	if !ok {
 		return
@@ -108,7 +108,7 @@ func (h *commandHooks) onHint(m jetstream.Msg) {
 	}
 	md, err := m.Metadata()
 	if err != nil { // not a JetStream delivery: cannot happen from a consumer
-		h.d.log.Warn().Err(err).Str("subject", m.Subject()).Msg("command hint without metadata")
+		h.log.Warn().Err(err).Str("subject", m.Subject()).Msg("command hint without metadata")
 		return
 	}
 	h.stats.doorbells.Add(1)
@@ -127,9 +127,9 @@ func (h *commandHooks) onHint(m jetstream.Msg) {
 // onHintErr hears the consumer's errors. The consumer recovers by itself
 // without losing a message; the sessions read the stream again all the
 // same, in case.
-func (h *commandHooks) onHintErr(_ jetstream.ConsumeContext, err error) {
+func (h *Delivery) onHintErr(_ jetstream.ConsumeContext, err error) {
 	h.stats.errors.Add(1)
-	h.d.log.Warn().Err(err).Msg("command hint consumer")
+	h.log.Warn().Err(err).Msg("command hint consumer")
 	h.lostHints.Store(true)
 }
 
@@ -153,7 +153,7 @@ func (cs *cmdSession) forget() {
 // when there is none: from the hints when they are known to be complete
 // from seq on, else by a direct get. A direct get that finds nothing makes
 // them complete from seq on, unless a hint was lost meanwhile.
-func (h *commandHooks) nextCommand(ctx context.Context, cs *cmdSession, seq uint64) (*jetstream.RawStreamMsg, error) {
+func (h *Delivery) nextCommand(ctx context.Context, cs *cmdSession, seq uint64) (*jetstream.RawStreamMsg, error) {
 	for range 2 {
 		cs.mu.Lock()
 		n := 0
@@ -184,7 +184,7 @@ func (h *commandHooks) nextCommand(ctx context.Context, cs *cmdSession, seq uint
 		lost := cs.lost
 		cs.mu.Unlock()
 
-		m, err := h.fetch(ctx, cs.s.serial, seq)
+		m, err := h.fetch(ctx, cs.serial, seq)
 		if err != nil || m != nil {
 			if m != nil {
 				h.stats.fetched.Add(1)

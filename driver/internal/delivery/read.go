@@ -1,4 +1,4 @@
-package driver
+package delivery
 
 // Reading a controller's queue. The first read is a direct get, which any
 // replica of SCP_COMMANDS may answer: in R3 a follower answers while it
@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,13 +30,13 @@ type msgReader func(ctx context.Context, seq uint64, subject string) (*jetstream
 
 // directGet is the default first read: a direct get, answered by any
 // replica.
-func (h *commandHooks) directGet(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
-	return h.d.handles.Commands.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+func (h *Delivery) directGet(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
+	return h.handles.Commands.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 }
 
 // leaderGet reads through the stream leader, which has every message the
 // stream acknowledged.
-func (h *commandHooks) leaderGet(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
+func (h *Delivery) leaderGet(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
 	req, err := json.Marshal(struct {
 		Seq     uint64 `json:"seq"`
 		NextFor string `json:"next_by_subj"`
@@ -43,7 +44,7 @@ func (h *commandHooks) leaderGet(ctx context.Context, seq uint64, subject string
 	if err != nil {
 		return nil, err
 	}
-	reply, err := h.d.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+streams.CommandsStream, req)
+	reply, err := h.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+streams.CommandsStream, req)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +85,7 @@ func (h *commandHooks) leaderGet(ctx context.Context, seq uint64, subject string
 
 // fetch reads the first command of serial at or after seq; nil when there
 // is none. A direct get's "not found" is confirmed by the leader.
-func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*jetstream.RawStreamMsg, error) {
+func (h *Delivery) fetch(ctx context.Context, serial string, seq uint64) (*jetstream.RawStreamMsg, error) {
 	subject, err := streams.CommandSubject(serial)
 	if err != nil {
 		return nil, err
@@ -100,7 +101,7 @@ func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*j
 		// clocks of this host and the server agree).
 		if err == nil && msg.Time.Before(asked) {
 			h.stats.staleReads.Add(1)
-			h.d.log.Warn().Str("serial", serial).Uint64("from", seq).Uint64("seq", msg.Sequence).
+			h.log.Warn().Str("serial", serial).Uint64("from", seq).Uint64("seq", msg.Sequence).
 				Msg("a replica had not stored a queued command yet; read it from the stream leader")
 		}
 	}
@@ -111,4 +112,19 @@ func (h *commandHooks) fetch(ctx context.Context, serial string, seq uint64) (*j
 		return nil, fmt.Errorf("read command of %s from %d: %w", serial, seq, err)
 	}
 	return msg, nil
+}
+
+// SimulateStaleReads makes the next n first reads of command queues
+// answer "not found", as a replica that has not stored the newest
+// commands yet would. For tests; call it before Start.
+func (h *Delivery) SimulateStaleReads(n int64) {
+	var left atomic.Int64
+	left.Store(n)
+	direct := h.firstRead
+	h.firstRead = func(ctx context.Context, seq uint64, subject string) (*jetstream.RawStreamMsg, error) {
+		if left.Add(-1) >= 0 {
+			return nil, jetstream.ErrMsgNotFound
+		}
+		return direct(ctx, seq, subject)
+	}
 }
