@@ -26,6 +26,7 @@ func TestPresenceSessionRev(t *testing.T) {
 	r1 := dialRaw(t, d1.Addr().String())
 	r1.hello("PR1", 1)
 	first := waitSession(t, d1, "PR1")
+	waitClaim(t, e, "PR1", first.Session)
 	r2 := dialRaw(t, d2.Addr().String())
 	r2.hello("PR1", 1)
 	second := waitSession(t, d2, "PR1")

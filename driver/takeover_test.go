@@ -110,7 +110,7 @@ func TestTakeoverAcrossDrivers(t *testing.T) {
 	c := sim.NewController(simConfig(d1.Addr().String(), "TK2"))
 	c.SetRate(300)
 	runController(t, c)
-	waitSession(t, d1, "TK2")
+	waitClaim(t, e, "TK2", waitSession(t, d1, "TK2").Session)
 
 	r := dialRaw(t, d2.Addr().String())
 	r.hello("TK2", 1)
@@ -128,7 +128,7 @@ func TestTakeoverAcrossDrivers(t *testing.T) {
 		t.Errorf("raw session ended with bye %+v, want taken_over", bye)
 	}
 	r.conn.Close()
-	waitSession(t, d1, "TK2")
+	waitClaim(t, e, "TK2", waitSession(t, d1, "TK2").Session)
 	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := d2.Stats().Closed(scpgate.ReasonTakenOver); n != 1 {
 			return fmt.Errorf("driver 2: %d sessions closed taken_over, want 1", n)
@@ -208,6 +208,28 @@ func TestSessionsRecordFencing(t *testing.T) {
 	natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 		if n := d.Stats().Closed(scpgate.ReasonTakenOver); n != 1 {
 			return fmt.Errorf("closed taken_over: %d, want 1", n)
+		}
+		return nil
+	})
+}
+
+// waitClaim waits until scp_sessions names session as the owner of
+// serial. A test that starts a second session of the serial waits for the
+// first one's claim, so that it orders two sessions rather than two claims
+// racing each other (the later claim stored wins, see presence.go).
+func waitClaim(t *testing.T, e *env, serial, session string) {
+	t.Helper()
+	kv, err := e.js.KeyValue(context.Background(), "scp_sessions")
+	if err != nil {
+		t.Fatalf("bucket: %v", err)
+	}
+	natstest.CheckFor(t, 10*time.Second, 20*time.Millisecond, func() error {
+		ent, err := kv.Get(context.Background(), serial)
+		if err != nil {
+			return err
+		}
+		if !containsStr(string(ent.Value()), session) {
+			return fmt.Errorf("scp_sessions %s = %s, want session %s", serial, ent.Value(), session)
 		}
 		return nil
 	})
