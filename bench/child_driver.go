@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,10 +101,15 @@ func driverChild(fs *flag.FlagSet) func(context.Context, *childServer) error {
 				return fmt.Errorf("listen on %s: %w", a.listen, err)
 			}
 		}
+		unknownRate, err := unknownSerialRate()
+		if err != nil {
+			return err
+		}
 		d, err := driver.New(driver.Options{
 			ID: a.id, Listen: a.listen, Listener: ln, NATS: nc, Log: dlog,
-			Streams: streamsConfig(a.dupWindow),
-			Timing:  scpbridge.Timing{Heartbeat: a.heartbeat, OfflineTime: a.offline},
+			Streams:           streamsConfig(a.dupWindow),
+			Timing:            scpbridge.Timing{Heartbeat: a.heartbeat, OfflineTime: a.offline},
+			UnknownSerialRate: unknownRate,
 		})
 		if err != nil {
 			return err
@@ -134,6 +140,26 @@ func driverChild(fs *flag.FlagSet) func(context.Context, *childServer) error {
 			return nil, fmt.Errorf("unknown op %q", r.Op)
 		})
 	}
+}
+
+// KnownFleetNote says how the bench's drivers treat the serials of its
+// fleets, which are new to every run: as a fleet they know.
+const KnownFleetNote = "drivers treat every serial as known (SCPGATE_UNKNOWN_SERIAL_RATE=-1), as for a fleet past its first day; --driver-env SCPGATE_UNKNOWN_SERIAL_RATE=50 measures a first day, with presence of new serials paced"
+
+// unknownSerialRate is SCPGATE_UNKNOWN_SERIAL_RATE of the child's
+// environment (--driver-env), as `scpgate driver` reads it. Unset, it is
+// -1: every serial of a bench fleet is new to the run, where a production
+// fleet is known to its drivers after its first day (KnownFleetNote).
+func unknownSerialRate() (float64, error) {
+	v := os.Getenv("SCPGATE_UNKNOWN_SERIAL_RATE")
+	if v == "" {
+		return -1, nil
+	}
+	r, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		return 0, fmt.Errorf("SCPGATE_UNKNOWN_SERIAL_RATE=%q: not a number", v)
+	}
+	return r, nil
 }
 
 func readDriverStats(d *driver.Driver) driverStats {

@@ -126,6 +126,7 @@ func runConnections(ctx context.Context, e *env, p Params, r *Result) error {
 	r.note("RSS per idle session = (VmRSS with %d idle sessions - VmRSS of the empty driver) / %d, read %s after the ramp and a %s CPU window; heartbeat %s",
 		n, n, settle, p.Window, defaultHeartbeat)
 	r.note("the 'after GC' row is read after runtime.GC and debug.FreeOSMemory in the driver; heap and stack rows are Go runtime figures after the window")
+	r.note(KnownFleetNote)
 	return connectionsFleetNotes(ctx, f, r)
 }
 

@@ -158,6 +158,7 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 	r.note("storm 2: driver 2 joins driver 1's port (SO_REUSEPORT); driver 1 is frozen (SIGSTOP), every controller logs %s more, driver 1 is killed (SIGKILL); timed from the kill to the last ack", formatValue(float64(b)))
 	r.note("raw: just before each storm, the same number of events, of the same mix and size, over as many controllers' subjects, from one connection of a process of its own (PublishMsgAsync with message ids, at most as many pending as the driver's in-flight budget), whole-run rate")
 	r.note("lost = expected - stored transaction events when short; duplicates = stored - expected when over (counted in SCP_EVENTS by subject, presence excluded)")
+	r.note(KnownFleetNote)
 	return nil
 }
 
