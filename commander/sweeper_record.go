@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/commands"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // end writes the final record of an expired command with compare-and-set
@@ -78,41 +76,16 @@ func (w *Sweeper) end(ctx context.Context, serial string, seq uint64, cmd *scpga
 	return nil, fmt.Errorf("write final record of %s: contended", id)
 }
 
-// record reads the record of id and its revision; nil and 0 when there is
-// none. An unreadable record is returned as nil with its revision.
+// record reads the record of id and its revision (commands.ReadRecord).
 func (w *Sweeper) record(ctx context.Context, kv jetstream.KeyValue, id string) (*commands.Record, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	e, err := kv.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read record of %s: %w", id, err)
-	}
-	var rec commands.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, e.Revision(), nil
-	}
-	return &rec, e.Revision(), nil
+	return commands.ReadRecord(ctx, kv, id)
 }
 
-// publish stores r in SCP_RESULTS with the command id as message id, so
-// that a result published again is stored once.
+// publish stores r in SCP_RESULTS (commands.PublishResult).
 func (w *Sweeper) publish(ctx context.Context, r *scpgate.Result) error {
-	subject, err := streams.ResultSubject(r.Controller)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode result %s: %w", r.ID, err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, w.opts.Timeout)
 	defer cancel()
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{r.ID}}}
-	if _, err := w.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(streams.ResultsStream)); err != nil {
-		return fmt.Errorf("publish result %s: %w", r.ID, err)
-	}
-	return nil
+	return commands.PublishResult(ctx, w.js, r)
 }

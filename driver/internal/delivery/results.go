@@ -13,13 +13,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/commands"
 	"github.com/scpgate/scpgate/scpbridge"
-	"github.com/scpgate/scpgate/streams"
 )
 
 // errRecordContended is returned when the record of a command kept
@@ -90,24 +88,12 @@ func (h *Delivery) sentRevision(ctx context.Context, f jetstream.PubAckFuture) (
 	return 0, false
 }
 
-// recordRev reads the record of id and its revision; nil and 0 when there
-// is none. An unreadable record is returned as nil with its revision, to
-// be overwritten.
+// recordRev reads the record of id and its revision
+// (commands.ReadRecord).
 func (h *Delivery) recordRev(ctx context.Context, id string) (*commands.Record, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
-	e, err := h.handles.CommandStatus.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("read record of %s: %w", id, err)
-	}
-	var rec commands.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, e.Revision(), nil
-	}
-	return &rec, e.Revision(), nil
+	return commands.ReadRecord(ctx, h.handles.CommandStatus, id)
 }
 
 // applyStatus records the controller's answer to one outstanding command.
@@ -178,40 +164,16 @@ func (h *Delivery) storeResults(ctx context.Context, cs *cmdSession, dl *cmdStat
 	return nil
 }
 
-// publishResult publishes r to scp.res.<serial> with the command id as
-// message id, so a repeat is stored once.
+// publishResult publishes r to scp.res.<serial> (commands.PublishResult).
 func (h *Delivery) publishResult(ctx context.Context, r *scpgate.Result) error {
-	subject, err := streams.ResultSubject(r.Controller)
-	if err != nil {
-		return err
-	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode result %s: %w", r.ID, err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
-	msg := &nats.Msg{Subject: subject, Data: data, Header: nats.Header{jetstream.MsgIDHeader: []string{r.ID}}}
-	if _, err := h.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(streams.ResultsStream)); err != nil {
-		return fmt.Errorf("publish result %s: %w", r.ID, err)
-	}
-	return nil
+	return commands.PublishResult(ctx, h.js, r)
 }
 
-// record reads the scp_commands record of id; nil when there is none.
+// record reads the scp_commands record of id; nil when there is none or
+// it is unreadable (then it is rewritten).
 func (h *Delivery) record(ctx context.Context, id string) (*commands.Record, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
-	defer cancel()
-	e, err := h.handles.CommandStatus.Get(ctx, id)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read record of %s: %w", id, err)
-	}
-	var rec commands.Record
-	if err := json.Unmarshal(e.Value(), &rec); err != nil {
-		return nil, nil // unreadable: treat as absent, it is rewritten
-	}
-	return &rec, nil
+	rec, _, err := h.recordRev(ctx, id)
+	return rec, err
 }
