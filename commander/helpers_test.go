@@ -19,6 +19,7 @@ import (
 	"github.com/scpgate/scpgate/commander"
 	"github.com/scpgate/scpgate/commands"
 	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/schema/schematest"
 	"github.com/scpgate/scpgate/streams"
 )
 
@@ -75,7 +76,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatalf("new commander: %v", err)
 	}
-	hs := httptest.NewServer(documentedOnly(t, svc.Handler()))
+	hs := httptest.NewServer(schematest.DocumentedOnly(t, svc.Handler()))
 	t.Cleanup(func() {
 		hs.Close()
 		if err := svc.Close(); err != nil {

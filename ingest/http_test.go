@@ -14,6 +14,7 @@ import (
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/ingest"
+	"github.com/scpgate/scpgate/schema/schematest"
 	"github.com/scpgate/scpgate/storetest"
 )
 
@@ -23,7 +24,7 @@ func apiServer(t *testing.T, events []scpgate.Event, rs []scpgate.Result) *httpt
 	if _, err := store.WriteBatch(context.Background(), events, rs); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	srv := httptest.NewServer(documentedOnly(t, ingest.NewHandler(store, zerolog.New(zerolog.NewTestWriter(t)))))
+	srv := httptest.NewServer(schematest.DocumentedOnly(t, ingest.NewHandler(store, zerolog.New(zerolog.NewTestWriter(t)))))
 	t.Cleanup(srv.Close)
 	return srv
 }

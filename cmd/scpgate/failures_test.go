@@ -133,30 +133,11 @@ func TestConfigRefusedBeforeNATS(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a process's output copier and
-// the test reading it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startEnv starts scpgate with args and env in the background; the process
 // is stopped with SIGTERM (then killed) at the end of the test.
-func startEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *lockedBuffer, *lockedBuffer) {
+func startEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb syncBuffer
 	cmd := exec.Command(sharedBin(t), args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(cleanEnv(), env...)
