@@ -222,7 +222,7 @@ func ingestHandler(svc *ingest.Service, nc *nats.Conn, natsCfg natsconn.Config, 
 // it reads to reg.
 func registerIngestMetrics(reg *prometheus.Registry, svc *ingest.Service, nc *nats.Conn) error {
 	for _, err := range []error{metrics.RegisterIngest(reg, svc), metrics.RegisterIngestHealth(reg, svc),
-		metrics.RegisterStreams(reg, nc), metrics.RegisterStreamLeaders(reg, nc)} {
+		metrics.RegisterStreams(reg, nc)} {
 		if err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}

@@ -28,7 +28,7 @@ func TestDrivers(t *testing.T) {
 		stats := driver.Stats{ID: id, Sessions: len(id) * 10, Inflight: 3, EventsReceived: 42}
 		svc, err := micro.AddService(natstest.Connect(t, s), micro.Config{
 			Name: driver.ServiceName, Version: "1.0.0",
-			Metadata: map[string]string{"id": id, "controller_addr": "127.0.0.1:3001", "sessions_subject": "scpgate.driver." + id + ".sessions"},
+			Metadata:     map[string]string{"id": id, "controller_addr": "127.0.0.1:3001", "sessions_subject": "scpgate.driver." + id + ".sessions"},
 			StatsHandler: func(*micro.Endpoint) any { return stats },
 		})
 		if err != nil {

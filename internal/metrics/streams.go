@@ -12,12 +12,14 @@ import (
 	"github.com/scpgate/scpgate/streams"
 )
 
-// streamInfoTimeout bounds the stream info requests of one scrape.
+// streamInfoTimeout bounds the stream info requests of one scrape: a
+// stream without a leader does not answer.
 const streamInfoTimeout = 2 * time.Second
 
 type streamsCollector struct {
 	js                                      jetstream.JetStream
 	bytes, maxBytes, fullness, msgs, failed *prometheus.Desc
+	leader, current                         *prometheus.Desc
 }
 
 // RegisterStreams adds the size of scpgate's streams, asked of JetStream at
@@ -28,7 +30,12 @@ type streamsCollector struct {
 //	scpgate_stream_max_bytes{stream}       the stream's MaxBytes (streams that have one)
 //	scpgate_stream_fullness_ratio{stream}  bytes / MaxBytes, 0 to 1 (streams that have one)
 //	scpgate_stream_info_error{stream}      1 when the stream could not be read at this scrape
+//	scpgate_stream_leader{stream}            1 when the stream answers with a leader, else 0
+//	scpgate_stream_replicas_current{stream}  the leader plus the replicas that are current
 //
+// A stream without a leader stores nothing: drivers stop acknowledging
+// (controllers keep their events) and commands cannot be queued; a stream
+// that does not answer within the scrape counts as one without a leader.
 // SCP_EVENTS discards its oldest events once full (docs/operations.md,
 // "Guarantees and their limits"): deploy/prometheus/alerts.yml alerts on
 // its fullness and on ingest's backlog before that backlog is discarded.
@@ -44,11 +51,13 @@ func RegisterStreams(reg prometheus.Registerer, nc *nats.Conn) error {
 		maxBytes: desc("stream_max_bytes", "The stream's MaxBytes limit.", "stream"),
 		fullness: desc("stream_fullness_ratio", "Bytes stored over MaxBytes (0 to 1); past 1 the oldest messages are discarded.", "stream"),
 		failed:   desc("stream_info_error", "1 when the stream's info could not be read at this scrape, else 0.", "stream"),
+		leader:   desc("stream_leader", "1 when the stream has a leader (answers its info request), else 0.", "stream"),
+		current:  desc("stream_replicas_current", "The stream's leader plus its replicas that are current.", "stream"),
 	})
 }
 
 func (c *streamsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.bytes, c.msgs, c.maxBytes, c.fullness, c.failed} {
+	for _, d := range []*prometheus.Desc{c.bytes, c.msgs, c.maxBytes, c.fullness, c.failed, c.leader, c.current} {
 		ch <- d
 	}
 }
@@ -60,10 +69,25 @@ func (c *streamsCollector) Collect(ch chan<- prometheus.Metric) {
 		st, err := c.js.Stream(ctx, name)
 		if err != nil {
 			gauge(ch, c.failed, 1, name)
+			gauge(ch, c.leader, 0, name)
+			gauge(ch, c.current, 0, name)
 			continue
 		}
 		gauge(ch, c.failed, 0, name)
 		info := st.CachedInfo()
+		leader, current := 1.0, 1.0
+		if cl := info.Cluster; cl != nil {
+			if cl.Leader == "" {
+				leader, current = 0, 0
+			}
+			for _, p := range cl.Replicas {
+				if p.Current && !p.Offline {
+					current++
+				}
+			}
+		}
+		gauge(ch, c.leader, leader, name)
+		gauge(ch, c.current, current, name)
 		gauge(ch, c.bytes, float64(info.State.Bytes), name)
 		gauge(ch, c.msgs, float64(info.State.Msgs), name)
 		if mb := info.Config.MaxBytes; mb > 0 {
