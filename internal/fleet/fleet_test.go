@@ -26,7 +26,8 @@ func TestDrivers(t *testing.T) {
 	}
 	for _, id := range []string{"d2", "d1"} {
 		stats := driver.Stats{ID: id, Sessions: len(id) * 10, Inflight: 3, EventsReceived: 42}
-		svc, err := micro.AddService(natstest.Connect(t, s), micro.Config{
+		snc := natstest.Connect(t, s)
+		svc, err := micro.AddService(snc, micro.Config{
 			Name: driver.ServiceName, Version: "1.0.0",
 			Metadata:     map[string]string{"id": id, "controller_addr": "127.0.0.1:3001", "sessions_subject": "scpgate.driver." + id + ".sessions"},
 			StatsHandler: func(*micro.Endpoint) any { return stats },
@@ -39,6 +40,10 @@ func TestDrivers(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = svc.Stop() })
+		// The server has the service's subscriptions before anyone asks.
+		if err := snc.Flush(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	got, err := fleet.Drivers(ctx, nc, 500*time.Millisecond)
 	if err != nil {
