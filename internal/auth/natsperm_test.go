@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/scpgate/scpgate/ingest"
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/internal/natstest"
+	"github.com/scpgate/scpgate/internal/systest"
 	"github.com/scpgate/scpgate/replay"
 	"github.com/scpgate/scpgate/scpbridge"
 	"github.com/scpgate/scpgate/sim"
@@ -34,45 +34,9 @@ import (
 	"github.com/scpgate/scpgate/streams"
 )
 
-// authConf is the users file every NATS node of the deployment includes.
-const authConf = "../../deploy/nats/auth.conf"
-
-// roles are the users of auth.conf and their password variables.
-var roles = map[string]string{
-	"driver":    "NATS_DRIVER_PASSWORD",
-	"ingest":    "NATS_INGEST_PASSWORD",
-	"commander": "NATS_COMMANDER_PASSWORD",
-	"ops":       "NATS_OPS_PASSWORD",
-	"vendor":    "NATS_VENDOR_PASSWORD",
-}
-
 // permServer starts a JetStream server whose users are those of
-// deploy/nats/auth.conf, loaded the way a node loads them: a config file
-// that includes ./auth.conf from its own directory.
-func permServer(t *testing.T) *server.Server {
-	t.Helper()
-	dir := t.TempDir()
-	b, err := os.ReadFile(authConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "auth.conf"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf("jetstream { store_dir: %q }\ninclude ./auth.conf\n", filepath.Join(dir, "js"))
-	if err := os.WriteFile(filepath.Join(dir, "node.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for user, v := range roles {
-		t.Setenv(v, "pw-"+user)
-	}
-	opts, err := server.ProcessConfigFile(filepath.Join(dir, "node.conf"))
-	if err != nil {
-		t.Fatalf("load %s: %v", authConf, err)
-	}
-	opts.Host, opts.Port = "127.0.0.1", -1
-	return natstest.RunServerWith(t, opts)
-}
+// deploy/nats/auth.conf, loaded the way a node loads them.
+func permServer(t *testing.T) *server.Server { return systest.PermServer(t) }
 
 // roleConn is one role's connection and the asynchronous errors (such as
 // permission violations) it received.
@@ -92,7 +56,7 @@ func (r *roleConn) errors() []error {
 func connectAs(t *testing.T, s *server.Server, user string) *roleConn {
 	t.Helper()
 	r := &roleConn{}
-	r.nc = natstest.Connect(t, s, nats.UserInfo(user, "pw-"+user), nats.Name("scpgate-"+user),
+	r.nc = natstest.Connect(t, s, nats.UserInfo(user, systest.Password(user)), nats.Name("scpgate-"+user),
 		nats.CustomInboxPrefix(natsconn.Role(user).InboxPrefix()),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			r.mu.Lock()
