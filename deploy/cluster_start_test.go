@@ -27,14 +27,7 @@ func TestClusterRolesStartTogether(t *testing.T) {
 	}
 	srvs, _ := startCluster(t)
 	url := clusterURL(srvs)
-	connect := func(name string) *nats.Conn {
-		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-		if err != nil {
-			t.Fatalf("connect %s: %v", name, err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	connect := func(name string) *nats.Conn { return clusterConnect(t, url, name) }
 	cfg := streams.DefaultConfig()
 	cfg.Replicas = 3
 	cfg.EventsMaxAge = time.Hour

@@ -116,6 +116,18 @@ func clusterURL(srvs []*server.Server) string {
 	return strings.Join(urls, ",")
 }
 
+// clusterConnect connects to the cluster at url as name, reconnecting
+// quickly and forever (a node is stopped under it), until the test ends.
+func clusterConnect(t *testing.T, url, name string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatalf("connect %s: %v", name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 // streamLeader returns the server name of SCP_EVENTS's leader.
 func streamLeader(ctx context.Context, js jetstream.JetStream) (string, error) {
 	st, err := js.Stream(ctx, streams.EventsStream)
@@ -142,14 +154,7 @@ func TestClusterStreamLeaderLoss(t *testing.T) {
 	}
 	srvs, opts := startCluster(t)
 	url := clusterURL(srvs)
-	connect := func(name string) *nats.Conn {
-		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-		if err != nil {
-			t.Fatalf("connect %s: %v", name, err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	connect := func(name string) *nats.Conn { return clusterConnect(t, url, name) }
 	nc := connect("test")
 	js := natstest.JetStream(t, nc)
 
