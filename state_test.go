@@ -14,18 +14,7 @@ import (
 func TestApplyAnyOrder(t *testing.T) {
 	events := storetest.History(42, 4, 300)
 	want := storetest.Expected(events)
-	r := rand.New(rand.NewPCG(1, 2))
-	for round := range 20 {
-		shuffled := append([]scpgate.Event(nil), events...)
-		shuffled = append(shuffled, events[:round*10]...) // repeats
-		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		got := storetest.Expected(shuffled)
-		for serial, w := range want {
-			if g, w := storetest.JSON(got[serial]), storetest.JSON(w); g != w {
-				t.Fatalf("round %d, %s:\n got %s\nwant %s", round, serial, g, w)
-			}
-		}
-	}
+	checkAnyOrder(t, events, want, 1, 2)
 }
 
 func doorEvent(seq uint32, code string) *scpgate.Event {
@@ -216,18 +205,7 @@ func TestApplyAnyOrderStreamSeq(t *testing.T) {
 		ev.StreamSeq = uint64(i + 1)
 	}
 	want := storetest.Expected(events)
-	r := rand.New(rand.NewPCG(3, 4))
-	for round := range 20 {
-		shuffled := append([]scpgate.Event(nil), events...)
-		shuffled = append(shuffled, events[:round*10]...) // repeats
-		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		got := storetest.Expected(shuffled)
-		for serial, w := range want {
-			if g, w := storetest.JSON(got[serial]), storetest.JSON(w); g != w {
-				t.Fatalf("round %d, %s:\n got %s\nwant %s", round, serial, g, w)
-			}
-		}
-	}
+	checkAnyOrder(t, events, want, 3, 4)
 	// In stream order, each door ends with the code of its last event.
 	lastDoor := map[string]string{}
 	for i := range events {
@@ -239,6 +217,25 @@ func TestApplyAnyOrderStreamSeq(t *testing.T) {
 		for _, d := range c.Doors {
 			if k := fmt.Sprintf("%s/%d", serial, d.Door); d.StatusAt.Event != "" && d.Status != lastDoor[k] {
 				t.Fatalf("door %s: state %s, last event in stream order %s", k, d.Status, lastDoor[k])
+			}
+		}
+	}
+}
+
+// checkAnyOrder applies events shuffled, with some repeated, in 20
+// rounds (randomness seeded with seed1, seed2) and wants the state want
+// every time.
+func checkAnyOrder(t *testing.T, events []scpgate.Event, want map[string]*scpgate.ControllerState, seed1, seed2 uint64) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed1, seed2))
+	for round := range 20 {
+		shuffled := append([]scpgate.Event(nil), events...)
+		shuffled = append(shuffled, events[:round*10]...) // repeats
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		got := storetest.Expected(shuffled)
+		for serial, w := range want {
+			if g, w := storetest.JSON(got[serial]), storetest.JSON(w); g != w {
+				t.Fatalf("round %d, %s:\n got %s\nwant %s", round, serial, g, w)
 			}
 		}
 	}
