@@ -1,11 +1,9 @@
 package driver_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 	"github.com/scpgate/scpgate/streams"
 )
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestNoLeaderLoggedOncePerOutage takes SCP_EVENTS away while five
 // controllers send events (JetStream then answers every publish "no
 // responders", as while the stream elects a leader), and brings it back:
@@ -42,7 +22,7 @@ func (w *syncBuffer) String() string {
 // when it ends, counted once, and every event is stored and acknowledged.
 func TestNoLeaderLoggedOncePerOutage(t *testing.T) {
 	e := newEnv(t)
-	var logs syncBuffer
+	var logs natstest.Buffer
 	d := e.startDriver("outage", func(o *driver.Options) {
 		o.Log = zerolog.New(zerolog.MultiLevelWriter(&logs, zerolog.NewTestWriter(t))).Level(zerolog.InfoLevel)
 	})

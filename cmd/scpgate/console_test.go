@@ -10,12 +10,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/scpgate/scpgate/internal/natstest"
 )
 
 // chromiumPath returns the Chromium to drive. The test skips without one,
@@ -54,14 +55,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	cmd := exec.Command(bin, "dev", "--data", t.TempDir(), "--sim", "5", "--sim-rate", "5", "--listen", freeAddr(t),
 		"--http", web, "--nats-port", "-1", "--status-every", "0")
 	cmd.Env = append(os.Environ(), "SCPGATE_API_TOKENS="+token+":events:read,commands:read,commands:write")
-	var out syncBuffer
+	var out natstest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	var browserOut syncBuffer
+	var browserOut natstest.Buffer
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -242,22 +243,4 @@ func doJSON(req *http.Request, v any) error {
 		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL, resp.Status, b.String())
 	}
 	return json.Unmarshal(b.Bytes(), v)
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writers and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -135,9 +135,9 @@ func TestConfigRefusedBeforeNATS(t *testing.T) {
 
 // startEnv starts scpgate with args and env in the background; the process
 // is stopped with SIGTERM (then killed) at the end of the test.
-func startEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func startEnv(t *testing.T, env []string, args ...string) (*exec.Cmd, *natstest.Buffer, *natstest.Buffer) {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb natstest.Buffer
 	cmd := exec.Command(sharedBin(t), args...)
 	cmd.Dir = t.TempDir()
 	cmd.Env = append(cleanEnv(), env...)

@@ -1,11 +1,9 @@
 package natsconn_test
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +13,6 @@ import (
 	"github.com/scpgate/scpgate/internal/natsconn"
 	"github.com/scpgate/scpgate/internal/natstest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the client's handler goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("NATS_URL", "nats://a:4222,nats://b:4222")
@@ -103,7 +83,7 @@ func TestConnectReconnectsAndHidesSecrets(t *testing.T) {
 	opts.Username, opts.Password = "svc", secret
 	s := natstest.RunServerWith(t, opts)
 
-	var logs syncBuffer
+	var logs natstest.Buffer
 	log := zerolog.New(&logs)
 	url := fmt.Sprintf("nats://svc:%s@127.0.0.1:%d", secret, opts.Port)
 
