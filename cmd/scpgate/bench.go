@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/scpgate/scpgate/bench"
@@ -49,6 +50,7 @@ func runBench(ctx context.Context, args []string) error {
 		p                  bench.Params
 		asJSON             bool
 		logLevel, scenario string
+		cpuProfile         string
 	)
 	fs := newFlagSet("bench")
 	fs.StringVar(&o.NATS, "nats", "", "NATS URL to measure (default: an embedded server)")
@@ -56,6 +58,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.StringVar(&o.DataDir, "data", "", "store directory of the embedded server (default: a temporary one, removed)")
 	fs.BoolVar(&o.Quick, "quick", false, "small and short: proves the scenario works, judges no target")
 	fs.BoolVar(&o.Pprof, "pprof", false, "driver children serve net/http/pprof (address logged)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (embedded NATS, ingest, load generators) to `FILE`")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level of the bench")
 	fs.StringVar(&o.ChildLogLevel, "child-log-level", "warn", "log level of the child processes")
@@ -100,6 +103,13 @@ func runBench(ctx context.Context, args []string) error {
 	o.Log = newLogger(logLevel, false)
 	o.Command = benchCommandLine(args)
 
+	if cpuProfile != "" {
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	res, err := bench.Run(ctx, scenario, o, p)
 	if res != nil && len(res.Rows) > 0 {
 		table := os.Stdout
@@ -114,6 +124,20 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
+}
+
+// startCPUProfile profiles this process's CPU into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // benchCommandLine returns the command line as run, without the value of
