@@ -68,10 +68,18 @@ func testExactlyOnce(t *testing.T, s scpgate.Store) {
 	if got := write(t, s, events[:70], nil); got != 0 {
 		t.Fatalf("same batch again: inserted %d, want 0", got)
 	}
-	// Overlapping, with an event twice in the batch itself.
-	batch := append(slices.Clone(events[50:]), events[60], events[100])
+	// Overlapping, with events twice in the batch itself: a new one near
+	// its first copy, and two at the end.
+	batch := slices.Concat(events[50:90], events[80:81], events[90:], events[60:61], events[100:101])
 	if got, want := write(t, s, batch, nil), len(events)-70; got != want {
 		t.Fatalf("overlapping batch: inserted %d, want %d", got, want)
+	}
+	// Inserted marks the events this batch stored: the first copy of each
+	// new one, not those stored before nor a second copy.
+	for i, ev := range batch {
+		if want := i >= 20 && i != 40 && i < len(batch)-2; ev.Inserted != want {
+			t.Errorf("overlapping batch, event %d (%s): Inserted %v, want %v", i, ev.ID, ev.Inserted, want)
+		}
 	}
 	SameEvents(t, "all events", All(t, s, scpgate.EventQuery{Limit: 1000}), Sorted(events))
 	SameStates(t, s, Expected(events))
