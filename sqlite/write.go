@@ -6,10 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/scpgate/scpgate"
 	"github.com/scpgate/scpgate/internal/sqlstore"
 )
+
+// eventChunk is the number of events one multi-row INSERT stores: one
+// statement per row cost as much in the driver's per-statement work
+// (binding, the interrupt watch, database/sql) as in SQLite's B-trees.
+const eventChunk = 64
+
+// eventCols is the number of columns (parameters) of one event row.
+const eventCols = 11
 
 const (
 	insertEventSQL = `INSERT INTO events
@@ -57,10 +66,23 @@ var (
 		WHERE ` + sqlstore.PointNewer("excluded", "p")
 )
 
+// insertEventsSQL stores eventChunk events in one statement and returns
+// the ids of those it stored: none for an id stored before, or earlier in
+// the same statement. OR IGNORE rather than ON CONFLICT (id) DO NOTHING
+// spares SQLite a statement journal per statement; the two differ only
+// for NOT NULL columns, which every checked event fills (CheckBatch).
+var insertEventsSQL = func() string {
+	row := "(?" + strings.Repeat(", ?", eventCols-1) + ")"
+	return `INSERT OR IGNORE INTO events
+		(id, controller, kind, boot_epoch, seq, time_ns, received_ns, code, source_type, source_number, doc)
+		VALUES ` + row + strings.Repeat(", "+row, eventChunk-1) + `
+		RETURNING id`
+}()
+
 // writeStatements are the statements WriteBatch runs, prepared once on
 // the writer connection by Open.
 func writeStatements() []string {
-	return []string{insertEventSQL, insertResultSQL, lastSeenSQL, presenceSQL, infoSQL, pointSQL}
+	return []string{insertEventSQL, insertEventsSQL, insertResultSQL, lastSeenSQL, presenceSQL, infoSQL, pointSQL}
 }
 
 // prepare prepares the write statements on the writer connection.
@@ -116,36 +138,63 @@ func (s *Store) WriteBatch(ctx context.Context, events []scpgate.Event, results 
 }
 
 // insertEvents inserts events and returns how many were new (marking
-// them in fresh) and the state the new ones set, per controller.
+// them in fresh) and the state the new ones set, per controller. Full
+// chunks of eventChunk events go in one statement each, the rest one by
+// one.
 func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.Event, fresh []bool) (int, map[string]*scpgate.ControllerState, error) {
 	if len(events) == 0 {
 		return 0, nil, nil
 	}
-	stmt := tx.StmtContext(ctx, s.stmts[insertEventSQL])
-	defer stmt.Close()
+	one := tx.StmtContext(ctx, s.stmts[insertEventSQL])
+	defer one.Close()
+	var many *sql.Stmt
+	if len(events) >= eventChunk {
+		many = tx.StmtContext(ctx, s.stmts[insertEventsSQL])
+		defer many.Close()
+	}
+	args := make([]any, 0, eventChunk*eventCols)
+	stored := map[string]bool{}
+	i := 0
+	for ; i+eventChunk <= len(events); i += eventChunk {
+		chunk := events[i : i+eventChunk]
+		args = args[:0]
+		for j := range chunk {
+			var err error
+			if args, err = appendEventArgs(args, &chunk[j]); err != nil {
+				return 0, nil, err
+			}
+		}
+		clear(stored)
+		if err := queryIDs(ctx, many, args, stored); err != nil {
+			return 0, nil, fmt.Errorf("insert events %s...%s: %w", chunk[0].ID, chunk[len(chunk)-1].ID, err)
+		}
+		for j := range chunk {
+			if stored[chunk[j].ID] {
+				fresh[i+j] = true
+				delete(stored, chunk[j].ID) // a second copy in the chunk was not stored
+			}
+		}
+	}
+	for ; i < len(events); i++ {
+		var err error
+		if args, err = appendEventArgs(args[:0], &events[i]); err != nil {
+			return 0, nil, err
+		}
+		res, err := one.ExecContext(ctx, args...)
+		if err != nil {
+			return 0, nil, fmt.Errorf("insert event %s: %w", events[i].ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			fresh[i] = true
+		}
+	}
 	states := map[string]*scpgate.ControllerState{}
 	inserted := 0
 	for i := range events {
-		ev := &events[i]
-		doc, err := scpgate.EventDoc(ev)
-		if err != nil {
-			return 0, nil, err
-		}
-		var srcType sql.NullString
-		var srcNum sql.NullInt64
-		if ev.Source != nil {
-			srcType = sql.NullString{String: ev.Source.Type, Valid: true}
-			srcNum = sql.NullInt64{Int64: int64(ev.Source.Number), Valid: true}
-		}
-		res, err := stmt.ExecContext(ctx, ev.ID, ev.Controller, string(ev.Kind), int64(ev.BootEpoch), int64(ev.Seq),
-			ev.Time.UnixNano(), sqlstore.UnixNS(ev.Received), ev.Code, srcType, srcNum, string(doc))
-		if err != nil {
-			return 0, nil, fmt.Errorf("insert event %s: %w", ev.ID, err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		if !fresh[i] {
 			continue // stored before
 		}
-		fresh[i] = true
+		ev := &events[i]
 		inserted++
 		st := states[ev.Controller]
 		if st == nil {
@@ -155,6 +204,39 @@ func (s *Store) insertEvents(ctx context.Context, tx *sql.Tx, events []scpgate.E
 		st.Apply(ev)
 	}
 	return inserted, states, nil
+}
+
+// appendEventArgs appends the eventCols parameters of ev's row.
+func appendEventArgs(args []any, ev *scpgate.Event) ([]any, error) {
+	doc, err := scpgate.EventDoc(ev)
+	if err != nil {
+		return args, err
+	}
+	var srcType sql.NullString
+	var srcNum sql.NullInt64
+	if ev.Source != nil {
+		srcType = sql.NullString{String: ev.Source.Type, Valid: true}
+		srcNum = sql.NullInt64{Int64: int64(ev.Source.Number), Valid: true}
+	}
+	return append(args, ev.ID, ev.Controller, string(ev.Kind), int64(ev.BootEpoch), int64(ev.Seq),
+		ev.Time.UnixNano(), sqlstore.UnixNS(ev.Received), ev.Code, srcType, srcNum, string(doc)), nil
+}
+
+// queryIDs runs stmt, which returns ids, and adds them to ids.
+func queryIDs(ctx context.Context, stmt *sql.Stmt, args []any, ids map[string]bool) error {
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		ids[id] = true
+	}
+	return rows.Err()
 }
 
 // writeStates merges the state set by a batch into the stored state, each
