@@ -32,7 +32,7 @@ const DefaultDurable = "scpgate-ingest"
 
 // DefaultBatch is the largest number of messages written in one
 // transaction unless Options.Batch says otherwise.
-const DefaultBatch = 2000
+const DefaultBatch = 10000
 
 // DefaultWriters is the number of batches of one stream written at the
 // same time unless Options.Writers says otherwise.
@@ -72,7 +72,7 @@ type Options struct {
 }
 
 // withDefaults returns o with its defaults filled in: durable
-// "scpgate-ingest", batches of 2,000, 2 writers, 1 s fetch wait, 30 s ack wait, 1 s
+// "scpgate-ingest", batches of 10,000, 2 writers, 1 s fetch wait, 30 s ack wait, 1 s
 // retry delay, lag refreshed every 5 s, 8 state workers.
 func (o Options) withDefaults() Options {
 	if o.Durable == "" {
