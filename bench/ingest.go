@@ -66,10 +66,12 @@ func runIngest(ctx context.Context, e *env, p Params, r *Result) error {
 		if err != nil {
 			return err
 		}
-		if err := ingestInstances(ctx, e, p, r, 2); err != nil {
-			return err
+		for _, n := range ingestInstanceCounts {
+			if err := ingestInstances(ctx, e, p, r, n); err != nil {
+				return err
+			}
 		}
-		r.note("instances: 2 ingest services, each with its own connection pool, share a new durable consumer and read the whole of SCP_EVENTS into a new schema; they run in this process and share its CPU (and the machine's) with NATS and PostgreSQL")
+		r.note("instances: 1, 2 and 4 ingest services, each with its own connection pool, share a new durable consumer and read the whole of SCP_EVENTS (the same backlog each time) into a new schema; they run in this process and share its CPU (and the machine's) with NATS and PostgreSQL")
 	}
 	r.note("rows/s: %s events of %s controllers are published first; then a new durable consumer reads all of SCP_EVENTS (the row names its size: the second store also reads what the first one's run published) into an empty store (ingest's defaults: batches of %s, no scp_state updates), timed to the last row written", formatValue(float64(p.Events)), formatValue(ingestControllers), formatValue(ingest.DefaultBatch))
 	r.note("CPU per 1,000 rows: CPU time used while the backlog was read, by this process (ingest, and NATS unless --nats) and by the processes named postgres on this machine (all of them: other users of the server count too), per 1,000 rows; less sensitive than rows/s to what else runs on the machine")

@@ -11,6 +11,10 @@ import (
 	"github.com/scpgate/scpgate/postgres"
 )
 
+// ingestInstanceCounts are the numbers of ingest services that share one
+// consumer in the instance rows.
+var ingestInstanceCounts = []int{1, 2, 4}
+
 // ingestInstances measures n ingest services sharing one new durable
 // consumer as they read the whole of SCP_EVENTS into a new, empty
 // PostgreSQL schema, each with its own connection pool as separate
@@ -68,6 +72,9 @@ func ingestInstances(ctx context.Context, e *env, p Params, r *Result, n int) er
 	elapsed := time.Since(start)
 	self, pg := cpu.used()
 	label := "postgres, " + strconv.Itoa(n) + " instances on one consumer"
+	if n == 1 {
+		label = "postgres, 1 instance on one consumer"
+	}
 	r.add(label+": rows/s (backlog of "+formatValue(float64(backlog))+")", float64(backlog)/elapsed.Seconds(), "rows/s")
 	r.add(label+": CPU per 1,000 rows, this process", float64(self.Microseconds())/float64(backlog), "ms")
 	r.add(label+": CPU per 1,000 rows, local PostgreSQL processes", float64(pg.Microseconds())/float64(backlog), "ms")
