@@ -74,23 +74,70 @@ type stage struct {
 	write  func(ctx context.Context, b *batch) error
 }
 
+// split divides b among n writers by controller, keeping the order of
+// each controller's messages; parts without a message are nil.
+func (b *batch) split(n int) []*batch {
+	parts := make([]*batch, n)
+	if n == 1 {
+		parts[0] = b
+		return parts
+	}
+	for i, m := range b.msgs {
+		var controller string
+		if b.events != nil {
+			controller = b.events[i].Controller
+		} else {
+			controller = b.results[i].Controller
+		}
+		p := parts[writerOf(controller, n)]
+		if p == nil {
+			p = &batch{}
+			parts[writerOf(controller, n)] = p
+		}
+		p.msgs = append(p.msgs, m)
+		if b.events != nil {
+			p.events = append(p.events, b.events[i])
+			p.redelivered = append(p.redelivered, b.redelivered[i])
+		} else {
+			p.results = append(p.results, b.results[i])
+		}
+	}
+	return parts
+}
+
+// writerOf returns which of n writers handles controller (FNV-1a).
+func writerOf(controller string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(controller); i++ {
+		h = (h ^ uint32(controller[i])) * 16777619
+	}
+	return int(h % uint32(n))
+}
+
 // loop fetches batches from cons and hands them to st until ctx is done.
 // Messages that arrived together are handled together, so a busy stream
-// is written in full batches and a quiet one without delay. Up to
-// Options.Writers batches are written while the next is fetched and
-// decoded; the order in which batches are written does not matter (the
-// store skips what it holds and state only moves forward), but after a
-// failed write the batches in flight are delivered again later rather
-// than written.
+// is written in full batches and a quiet one without delay. Options.Writers
+// writers write while the next batch is fetched and decoded, each the
+// messages of its own share of the controllers, in stream order: the
+// first copy of an event re-sent past the duplicate window is always
+// stored before the copy, so state, which follows stream sequences, is
+// not set from the copy's later sequence. After a failed write the
+// batches in flight are delivered again later rather than written.
 func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consumer, st stage) {
 	log := s.log.With().Str("stream", stream).Logger()
 	var failed atomic.Bool // a write failed: nak until the pause is over
-	queue := make(chan *batch, s.opts.Writers)
+	queues := make([]chan *batch, s.opts.Writers)
 	var writers sync.WaitGroup
-	for range s.opts.Writers {
-		writers.Go(func() { s.writeLoop(ctx, log, queue, &failed, st) })
+	for i := range queues {
+		queues[i] = make(chan *batch, 1)
+		writers.Go(func() { s.writeLoop(ctx, log, queues[i], &failed, st) })
 	}
-	defer func() { close(queue); writers.Wait() }()
+	defer func() {
+		for _, q := range queues {
+			close(q)
+		}
+		writers.Wait()
+	}()
 	for ctx.Err() == nil {
 		mb, err := cons.Fetch(s.opts.Batch, jetstream.FetchMaxWait(s.opts.MaxWait))
 		if err != nil {
@@ -119,7 +166,11 @@ func (s *Service) loop(ctx context.Context, stream string, cons jetstream.Consum
 				continue
 			}
 			if b := st.decode(buf); len(b.msgs) > 0 {
-				queue <- b
+				for i, part := range b.split(len(queues)) {
+					if part != nil {
+						queues[i] <- part
+					}
+				}
 			}
 		}
 		if err := mb.Error(); err != nil && ctx.Err() == nil {

@@ -50,9 +50,9 @@ type Options struct {
 	// Batch is the largest number of messages written in one transaction.
 	Batch int
 	// Writers is the number of batches of one stream written at the same
-	// time. Batches may be written in any order (state is ordered by
-	// stream sequence, not by arrival), so a store that writes in parallel
-	// (PostgreSQL) can use several connections.
+	// time, each writer taking its own share of the controllers, in stream
+	// order, so a store that writes in parallel (PostgreSQL) can use
+	// several connections.
 	Writers int
 	// MaxWait is how long one fetch waits for messages.
 	MaxWait time.Duration
