@@ -38,6 +38,9 @@ func TestDriverOnlyBuild(t *testing.T) {
 	if got, want := run(bin, "help", "driver"), run(sharedBin(t), "help", "driver"); got != want {
 		t.Errorf("help driver differs between the builds:\ndriver-only:\n%s\nfull:\n%s", got, want)
 	}
+	if v := run(bin, "version"); !strings.Contains(v, "tags     driveronly\n") {
+		t.Errorf("version of the driver-only build does not say so:\n%s", v)
+	}
 	deps := run(bin, "version", "-deps")
 	if !strings.Contains(deps, "github.com/nats-io/nats.go") {
 		t.Fatalf("version -deps of the driver-only build does not list nats.go:\n%s", deps)
