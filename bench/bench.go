@@ -39,6 +39,11 @@ type Options struct {
 	// DriverEnv is added to the environment of driver children
 	// ("GOGC=50", say), to measure a driver as it would be deployed.
 	DriverEnv []string
+	// DriverBin is a binary with the driver command (scpgate, or its
+	// driver-only build scpgate-driver) whose empty driver the
+	// connections scenario measures against its memory target; empty:
+	// not measured.
+	DriverBin string
 	// Stderr receives the children's logs. Default os.Stderr.
 	Stderr io.Writer
 	// ChildLogLevel is the log level of the children. Default "warn".
@@ -88,7 +93,7 @@ type Scenario struct {
 // Scenarios lists every scenario, in the order of the docs.
 func Scenarios() []Scenario {
 	return []Scenario{
-		{Name: "connections", Summary: "ramp N controllers into one driver: connect rate, RSS per idle session, idle CPU",
+		{Name: "connections", Summary: "empty driver RSS; ramp N controllers into one driver: connect rate, RSS per idle session, idle CPU",
 			Full:    Params{Controllers: 19_000, Window: 10 * time.Second, Ramp: 10_000},
 			Quick:   Params{Controllers: 200, Window: 2 * time.Second, Ramp: 5_000},
 			Timeout: 5 * time.Minute, run: runConnections},

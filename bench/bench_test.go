@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -37,11 +38,15 @@ func spawn(args []string) *exec.Cmd {
 	return cmd
 }
 
-// runQuick runs scenario name in quick mode and fails the test on error.
-func runQuick(t *testing.T, name string, p bench.Params) *bench.Result {
+// runQuick runs scenario name in quick mode and fails the test on error;
+// tune, if given, changes the options first.
+func runQuick(t *testing.T, name string, p bench.Params, tune ...func(*bench.Options)) *bench.Result {
 	t.Helper()
 	log := zerolog.New(zerolog.NewTestWriter(t))
 	o := bench.Options{Quick: true, Spawn: spawn, Stderr: zerolog.NewTestWriter(t), Log: log, Command: "test " + name}
+	for _, f := range tune {
+		f(&o)
+	}
 	res, err := bench.Run(context.Background(), name, o, p)
 	if res != nil {
 		var b bytes.Buffer
@@ -77,11 +82,16 @@ func positive(t *testing.T, r *bench.Result, metrics ...string) {
 }
 
 func TestConnectionsQuick(t *testing.T) {
-	r := runQuick(t, "connections", bench.Params{})
+	// The empty driver is the driver-only build, as the image runs it.
+	driverBin := filepath.Join(t.TempDir(), "scpgate-driver")
+	if out, err := exec.Command("go", "build", "-tags", "driveronly", "-o", driverBin, "../cmd/scpgate").CombinedOutput(); err != nil {
+		t.Fatalf("go build -tags driveronly: %v\n%s", err, out)
+	}
+	r := runQuick(t, "connections", bench.Params{}, func(o *bench.Options) { o.DriverBin = driverBin })
 	if got, want := value(t, r, "sessions established"), value(t, r, "controllers"); got != want {
 		t.Errorf("sessions established %v, want %v", got, want)
 	}
-	positive(t, r, "connect rate", "driver RSS, empty", "goroutines per session")
+	positive(t, r, "connect rate", "driver RSS, empty", "goroutines per session", "empty driver RSS (driver command, settled)")
 	if g := value(t, r, "goroutines per session"); g > 1.5 {
 		t.Errorf("%.2f goroutines per idle session, want about one (no writer while idle)", g)
 	}

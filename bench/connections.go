@@ -26,16 +26,18 @@ func runConnections(ctx context.Context, e *env, p Params, r *Result) error {
 	var d *driverProc
 	var rss0 int64
 	if target == "" {
+		// The driver command as deployed, alone, before the bench's own.
+		if err := measureEmptyDriver(ctx, e, r); err != nil {
+			return err
+		}
 		var err error
 		if d, err = e.startDriver(ctx, "conn-1", "127.0.0.1:0", false); err != nil {
 			return err
 		}
 		target = d.ready.Listen
-		// The empty driver: streams ensured, listening, watchers running.
-		if err := backoff.Sleep(ctx, time.Second); err != nil {
-			return err
-		}
-		if rss0, err = rssBytes(d.pid); err != nil {
+		// The empty driver: streams ensured, listening, watchers running,
+		// its RSS settled (as for the empty driver row).
+		if rss0, _, err = settledRSS(ctx, d.pid); err != nil {
 			return err
 		}
 	}

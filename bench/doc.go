@@ -2,8 +2,9 @@
 // measurements of a whole scpgate system on one machine, each with its
 // baseline measured in the same run where one exists.
 //
-//   - connections: ramp N controllers into one driver; connect rate, driver
-//     RSS per idle session, driver CPU at idle.
+//   - connections: the RSS of an empty `scpgate driver` (the command as
+//     deployed, settled); then ramp N controllers into one driver: connect
+//     rate, driver RSS per idle session, driver CPU at idle.
 //   - events: the highest sustained event rate with ack-after-persist, next
 //     to raw JetStream publishing of the same events; publish-to-ack
 //     latency at a steady rate.

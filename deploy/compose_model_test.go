@@ -24,6 +24,7 @@ type composeFile struct {
 type composeService struct {
 	Image           string             `yaml:"image"`
 	Build           any                `yaml:"build"`
+	Entrypoint      stringList         `yaml:"entrypoint"`
 	Command         stringList         `yaml:"command"`
 	Environment     envMap             `yaml:"environment"`
 	Volumes         []string           `yaml:"volumes"`

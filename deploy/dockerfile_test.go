@@ -30,10 +30,15 @@ func parseDockerfile(text string) []dockerInstr {
 	return out
 }
 
+// driverBin is the driver-only build of scpgate in the image (go build
+// -tags driveronly ./cmd/scpgate), the entrypoint of the driver services.
+const driverBin = "/usr/local/bin/scpgate-driver"
+
 // TestDockerfile checks the image every scpgate service runs: a static,
 // trimmed build with the version stamped in, a final stage without a shell
-// running as a non-root user, scpgate as the entrypoint, and the health
-// probe where docker-compose.yml calls it.
+// running as a non-root user, scpgate as the entrypoint, the driver-only
+// build that the driver services run instead, and the health probe where
+// docker-compose.yml calls it.
 func TestDockerfile(t *testing.T) {
 	text, err := readRepo("Dockerfile")
 	if err != nil {
@@ -56,7 +61,7 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 	all := strings.Join(build, " ")
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=", "./cmd/scpgate", "./deploy/healthcheck", "-s -w"} {
+	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "-X main.version=", "./cmd/scpgate", "./deploy/healthcheck", "-s -w", "-tags driveronly"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("Dockerfile: the build stage does not use %q", want)
 		}
@@ -85,6 +90,9 @@ func TestDockerfile(t *testing.T) {
 	if !strings.Contains(entrypoint, "scpgate") {
 		t.Errorf("Dockerfile: ENTRYPOINT %s, want the scpgate binary", entrypoint)
 	}
+	if !slices.Contains(copies, driverBin) {
+		t.Errorf("Dockerfile: the final stage does not COPY the driver-only build to %s (docker-compose.yml runs it)", driverBin)
+	}
 	if !slices.Contains(copies, healthcheckBin) {
 		t.Errorf("Dockerfile: the final stage does not COPY the health probe to %s (docker-compose.yml runs it)", healthcheckBin)
 	}
@@ -94,6 +102,14 @@ func TestDockerfile(t *testing.T) {
 	for _, name := range f.servicesWhere((*composeService).isScpgate) {
 		s := f.Services[name]
 		images[s.Image] = true
+		// Drivers run the driver-only build; every other role the full one.
+		want := []string(nil)
+		if s.subcommand() == "driver" {
+			want = []string{driverBin}
+		}
+		if !slices.Equal(s.Entrypoint, want) {
+			t.Errorf("service %s (scpgate %s): entrypoint %q, want %q", name, s.subcommand(), s.Entrypoint, want)
+		}
 		if b, ok := s.Build.(map[string]any); !ok || b["context"] != "." {
 			t.Errorf("service %s: build %v, want context . (the Dockerfile)", name, s.Build)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -62,9 +63,10 @@ type publisher struct {
 	connected atomic.Bool
 
 	mu    sync.Mutex
-	slots []pubSlot
-	free  []uint32 // indices of free slots, a stack
+	slots []pubSlot // grown on demand up to max: an idle driver keeps none
+	free  []uint32  // indices of free slots, a stack
 	used  int
+	max   int // most slots (one per in-flight token)
 }
 
 // pubSlot is one entry of the table; guarded by publisher.mu.
@@ -75,9 +77,11 @@ type pubSlot struct {
 	sent  int64  // coarse time of the publish
 }
 
-// newPublisher returns a publisher on nc with n slots, whose publishes
-// time out after timeout; settled receives their outcomes and stale
-// counts replies that find no publish. start subscribes.
+// newPublisher returns a publisher on nc with up to n slots, whose
+// publishes time out after timeout; settled receives their outcomes and
+// stale counts replies that find no publish. start subscribes. Slots are
+// made as publishes need them (n of them would be 1.3 MB at the default
+// budget, resident in every empty driver).
 func newPublisher(nc *nats.Conn, n int, timeout time.Duration, settled func(*pub, pubAck, error), stale *atomic.Uint64) *publisher {
 	pb := &publisher{
 		nc:      nc,
@@ -85,11 +89,7 @@ func newPublisher(nc *nats.Conn, n int, timeout time.Duration, settled func(*pub
 		settled: settled,
 		stale:   stale,
 		prefix:  nc.NewInbox() + ".",
-		slots:   make([]pubSlot, n),
-		free:    make([]uint32, n),
-	}
-	for i := range pb.free {
-		pb.free[i] = uint32(n - 1 - i) // slot 0 on top
+		max:     n,
 	}
 	pb.now.Store(time.Now().UnixNano())
 	return pb
@@ -127,14 +127,12 @@ func (pb *publisher) stop() {
 // false when the write failed; p is then settled with the error, once.
 func (pb *publisher) send(p *pub) bool {
 	pb.mu.Lock()
-	n := len(pb.free)
-	if n == 0 { // more publishes in flight than tokens: a bug, not a load
+	i, ok := pb.takeLocked()
+	if !ok { // more publishes in flight than tokens: a bug, not a load
 		pb.mu.Unlock()
 		pb.settled(p, pubAck{}, errNoSlot)
 		return false
 	}
-	i := pb.free[n-1]
-	pb.free = pb.free[:n-1]
 	sl := &pb.slots[i]
 	sl.p = p
 	sl.sent = pb.now.Load()
@@ -155,6 +153,30 @@ func (pb *publisher) send(p *pub) bool {
 		return false
 	}
 	return true
+}
+
+// takeLocked takes a free slot, the last one freed first, or makes one
+// while fewer than max exist. pb.mu must be held.
+func (pb *publisher) takeLocked() (uint32, bool) {
+	if n := len(pb.free); n > 0 {
+		i := pb.free[n-1]
+		pb.free = pb.free[:n-1]
+		return i, true
+	}
+	n := len(pb.slots)
+	if n >= pb.max {
+		return 0, false
+	}
+	if n == cap(pb.slots) {
+		// Double, up to max: a busy driver reaches its high-water mark
+		// in a few copies and keeps it.
+		grown := make([]pubSlot, n, min(max(2*n, 64), pb.max))
+		copy(grown, pb.slots)
+		pb.slots = grown
+		pb.free = slices.Grow(pb.free, cap(grown)-len(pb.free))
+	}
+	pb.slots = pb.slots[:n+1]
+	return uint32(n), true
 }
 
 // replyOf builds the reply subject of slot i at generation gen.
@@ -194,11 +216,16 @@ func (pb *publisher) abandonLocked(i uint32) {
 // delivery goroutine for it, one message at a time).
 func (pb *publisher) onReply(m *nats.Msg) {
 	i, gen, ok := parseReplyToken(m.Subject, len(pb.prefix))
-	if !ok || int(i) >= len(pb.slots) {
+	if !ok {
 		pb.stale.Add(1)
 		return
 	}
 	pb.mu.Lock()
+	if int(i) >= len(pb.slots) {
+		pb.mu.Unlock()
+		pb.stale.Add(1)
+		return
+	}
 	sl := &pb.slots[i]
 	p := sl.p
 	if p == nil || sl.gen != gen {

@@ -1,3 +1,5 @@
+//go:build !driveronly
+
 package main
 
 import (
@@ -5,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 
@@ -76,6 +79,7 @@ func runBench(ctx context.Context, args []string) error {
 		o.DriverEnv = append(o.DriverEnv, v)
 		return nil
 	})
+	fs.StringVar(&o.DriverBin, "driver-bin", "", "`FILE` whose driver command the connections scenario measures with no controllers (default: scpgate-driver beside this program if there is one, else this program)")
 	fs.StringVar(&p.Postgres, "postgres", "", "PostgreSQL DSN for ingest (default $SCPGATE_TEST_POSTGRES_DSN; none: skipped)")
 	rest := args
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -100,6 +104,9 @@ func runBench(ctx context.Context, args []string) error {
 		return fmt.Errorf("find this program to start child processes: %w", err)
 	}
 	o.Spawn = func(a []string) *exec.Cmd { return exec.Command(exe, append([]string{"bench", benchChild}, a...)...) }
+	if o.DriverBin == "" {
+		o.DriverBin = defaultDriverBin(exe)
+	}
 	o.Log = newLogger(logLevel, false)
 	o.Command = benchCommandLine(args)
 
@@ -157,4 +164,14 @@ func benchCommandLine(args []string) string {
 		out = append(out, a)
 	}
 	return strings.Join(out, " ")
+}
+
+// defaultDriverBin is the driver-only build beside the program exe
+// (scpgate-driver, as in the image), or exe itself.
+func defaultDriverBin(exe string) string {
+	bin := filepath.Join(filepath.Dir(exe), "scpgate-driver")
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return bin
+	}
+	return exe
 }

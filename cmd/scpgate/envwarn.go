@@ -31,9 +31,8 @@ func rememberEnv(prefix string, spec any) {
 // environment (a compose anchor) is not reported.
 func knownEnv() []string {
 	var names []string
-	for _, spec := range []any{&driverConfig{}, &ingestConfig{}, &commanderConfig{}, &devEnv{}} {
-		names = append(names, envcheck.Names("SCPGATE", spec)...)
-	}
+	names = append(names, envcheck.Names("SCPGATE", &driverConfig{})...)
+	names = append(names, otherRolesEnv()...)
 	seenEnvMu.Lock()
 	names = append(names, seenEnv...)
 	seenEnvMu.Unlock()

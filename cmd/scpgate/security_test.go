@@ -1,3 +1,5 @@
+//go:build !driveronly
+
 package main
 
 import (

@@ -50,6 +50,9 @@ func runVersion(_ context.Context, args []string) error {
 	if t := settings["vcs.time"]; t != "" {
 		fmt.Fprintf(w, "time     %s\n", t)
 	}
+	if tags := settings["-tags"]; tags != "" {
+		fmt.Fprintf(w, "tags     %s\n", tags) // driveronly: the driver-only build
+	}
 	if *deps {
 		fmt.Fprintf(w, "module   %s %s\n", info.Main.Path, info.Main.Version)
 		for _, d := range info.Deps {
