@@ -44,6 +44,14 @@ type Store interface {
 	Close() error
 }
 
+// SerialWriter is implemented by a Store that writes one batch at a time
+// however many callers it has (SQLite: one writer connection). Callers
+// that would write several batches at once write one instead: the
+// batches would queue for the store, and each would be smaller.
+type SerialWriter interface {
+	SerialWrites()
+}
+
 // ErrNotFound is returned by a Store when the controller or result asked
 // for is not stored.
 var ErrNotFound = errors.New("not found")

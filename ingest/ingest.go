@@ -52,7 +52,7 @@ type Options struct {
 	// Writers is the number of batches of one stream written at the same
 	// time, each writer taking its own share of the controllers, in stream
 	// order, so a store that writes in parallel (PostgreSQL) can use
-	// several connections.
+	// several connections. A scpgate.SerialWriter store (SQLite) gets one.
 	Writers int
 	// MaxWait is how long one fetch waits for messages.
 	MaxWait time.Duration
@@ -126,6 +126,9 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("%w: JS and Store are required", ErrMissingOption)
 	}
 	opts = opts.withDefaults()
+	if _, ok := opts.Store.(scpgate.SerialWriter); ok {
+		opts.Writers = 1
+	}
 	s := &Service{opts: opts, log: opts.Log.With().Str("component", "ingest").Logger(), problems: map[string]string{}}
 	if opts.StateKV != nil {
 		s.kv = newKVState(opts.StateKV, opts.StateWorkers)
@@ -163,7 +166,7 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.log.Info().Str("durable", s.opts.Durable).Int("batch", s.opts.Batch).Bool("state_kv", s.kv != nil).Msg("ingest running")
+	s.log.Info().Str("durable", s.opts.Durable).Int("batch", s.opts.Batch).Int("writers", s.opts.Writers).Bool("state_kv", s.kv != nil).Msg("ingest running")
 	var wg sync.WaitGroup
 	wg.Go(func() { s.loop(ctx, streams.EventsStream, evCons, s.eventStage()) })
 	wg.Go(func() { s.loop(ctx, streams.ResultsStream, resCons, s.resultStage()) })

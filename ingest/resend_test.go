@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -53,4 +54,42 @@ func TestResendWithWriters(t *testing.T) {
 		storetest.SameStates(t, store, want)
 		checkKV(t, e.h.State, want)
 	})
+}
+
+// serialStore counts the WriteBatch calls running at once on a store
+// that writes one batch at a time.
+type serialStore struct {
+	scpgate.Store
+	mu           sync.Mutex
+	now, most    int
+	writeBatches int
+}
+
+func (s *serialStore) SerialWrites() {}
+
+func (s *serialStore) WriteBatch(ctx context.Context, events []scpgate.Event, results []scpgate.Result) (int, error) {
+	s.mu.Lock()
+	s.now++
+	s.most = max(s.most, s.now)
+	s.writeBatches++
+	s.mu.Unlock()
+	defer func() { s.mu.Lock(); s.now--; s.mu.Unlock() }()
+	time.Sleep(20 * time.Millisecond) // long enough for a second writer to start
+	return s.Store.WriteBatch(ctx, events, results)
+}
+
+// TestSerialWriterOneWriter: a store that writes one batch at a time
+// (SQLite) gets one writer whatever Options.Writers says.
+func TestSerialWriterOneWriter(t *testing.T) {
+	e := newEnv(t)
+	store := &serialStore{Store: backends[0].open(t, backends[0].db(t))}
+	events := storetest.History(1, 20, 20)
+	e.publish(t, true, events, nil)
+	run(t, ingest.Options{JS: e.js, Store: store, Batch: 10, Writers: 4})
+	e.waitDrained(t, store.Store, len(events))
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if store.most != 1 || store.writeBatches < 2 {
+		t.Fatalf("%d batches, at most %d written at once; want several, one at a time", store.writeBatches, store.most)
+	}
 }

@@ -28,7 +28,10 @@ import (
 	"github.com/scpgate/scpgate/internal/sqlstore"
 )
 
-var _ scpgate.Store = (*Store)(nil)
+var (
+	_ scpgate.Store        = (*Store)(nil)
+	_ scpgate.SerialWriter = (*Store)(nil)
+)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -100,6 +103,10 @@ func Open(path string) (*Store, error) {
 	}
 	return s, nil
 }
+
+// SerialWrites implements scpgate.SerialWriter: batches are written
+// through one connection.
+func (s *Store) SerialWrites() {}
 
 // Close closes both connection pools.
 func (s *Store) Close() error {

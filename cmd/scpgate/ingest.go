@@ -31,7 +31,7 @@ type ingestConfig struct {
 	DB         string        `envconfig:"DB" default:"sqlite:scpgate-data/scpgate.db" desc:"store: sqlite:PATH, a file path ending in .db, a postgres:// URL or a libpq keyword string"`
 	Durable    string        `envconfig:"INGEST_DURABLE" default:"scpgate-ingest" desc:"name of the consumer shared by all ingest instances"`
 	Batch      int           `envconfig:"INGEST_BATCH" default:"10000" min:"1" max:"50000" desc:"most events written in one transaction"`
-	Writers    int           `envconfig:"INGEST_WRITERS" default:"2" min:"1" max:"16" desc:"batches of one stream written at the same time (PostgreSQL uses a connection each; SQLite has one writer)"`
+	Writers    int           `envconfig:"INGEST_WRITERS" default:"2" min:"1" max:"16" desc:"batches of one stream written at the same time, each for its own share of the controllers (PostgreSQL: a connection each; SQLite always writes one)"`
 	MaxLag     time.Duration `envconfig:"INGEST_MAX_LAG" default:"5m" min:"1s" desc:"/readyz fails when ingest is further behind than this"`
 	State      bool          `envconfig:"INGEST_STATE_KV" default:"true" desc:"also keep current state in the scp_state bucket"`
 	LogLevel   string        `envconfig:"LOG_LEVEL" default:"info" oneof:"trace,debug,info,warn,error" desc:"log level: trace, debug, info, warn, error"`
