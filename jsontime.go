@@ -34,8 +34,17 @@ type (
 // MarshalJSON implements json.Marshaler.
 func (t msTime) MarshalJSON() ([]byte, error) { return appendTime(time.Time(t), TimeFormatMS) }
 
-// MarshalJSON implements json.Marshaler.
-func (t nsTime) MarshalJSON() ([]byte, error) { return appendTime(time.Time(t), TimeFormatNS) }
+// MarshalText implements encoding.TextMarshaler: encoding/json writes it
+// as a string, without the validation and compaction it gives to what a
+// MarshalJSON returns (nsTime is in every command document, on the path
+// of each command).
+func (t nsTime) MarshalText() ([]byte, error) {
+	t0 := time.Time(t).UTC()
+	if y := t0.Year(); y < 0 || y > 9999 {
+		return nil, errors.New("time outside years 0 to 9999")
+	}
+	return t0.AppendFormat(make([]byte, 0, len(TimeFormatNS)), TimeFormatNS), nil
+}
 
 // IsZero lets omitzero omit a zero time.
 func (t nsTime) IsZero() bool { return time.Time(t).IsZero() }

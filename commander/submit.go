@@ -75,7 +75,8 @@ func (r SubmitResponse) Record() commands.Record {
 
 // MarshalJSON encodes r as the command document.
 func (r SubmitResponse) MarshalJSON() ([]byte, error) {
-	return json.Marshal(r.Record())
+	rec := r.Record()
+	return rec.MarshalJSON() // not json.Marshal, which would check and compact it again
 }
 
 // UnmarshalJSON decodes the command document into r, setting Result when
@@ -126,7 +127,7 @@ func (s *Service) Submit(ctx context.Context, serial string, req SubmitRequest) 
 		V: scpgate.SchemaVersion, Controller: serial, Type: req.Type,
 		Params: normalize(req.Params), Created: now, Expires: now.Add(ttl),
 	}
-	data, err := json.Marshal(&cmd)
+	data, err := cmd.MarshalJSON() // not json.Marshal, which would check and compact it again
 	if err != nil {
 		return SubmitResponse{}, apiErr(CodeInternal, err, "encode command: %s", err)
 	}

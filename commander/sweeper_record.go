@@ -2,7 +2,6 @@ package commander
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -48,7 +47,7 @@ func (w *Sweeper) end(ctx context.Context, serial string, seq uint64, cmd *scpga
 			res.Driver = prior.Driver
 		}
 		rec := commands.RecordOf(res)
-		data, err := json.Marshal(&rec)
+		data, err := rec.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encode record %s: %w", id, err)
 		}

@@ -40,7 +40,7 @@ func PublishResult(ctx context.Context, js jetstream.JetStream, r *scpgate.Resul
 	if err != nil {
 		return err
 	}
-	data, err := json.Marshal(r)
+	data, err := r.MarshalJSON() // not json.Marshal, which would check and compact it again
 	if err != nil {
 		return fmt.Errorf("encode result %s: %w", r.ID, err)
 	}

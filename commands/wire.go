@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -99,7 +98,8 @@ type Record struct {
 // MarshalJSON encodes r as the command document, exactly as the
 // scpgate.Result with the same fields.
 func (r Record) MarshalJSON() ([]byte, error) {
-	return json.Marshal(r.Doc())
+	d := r.Doc()
+	return d.MarshalJSON() // not json.Marshal, which would check and compact it again
 }
 
 // Doc returns r as a scpgate.Result, the type of the command document,

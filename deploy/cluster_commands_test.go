@@ -2,7 +2,10 @@ package deploy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,14 +25,17 @@ import (
 // commands queued while a controller is away are delivered in order once
 // it connects (every empty queue read is confirmed by the stream leader),
 // and a command for a controller that never comes back ends expired by
-// the commander's sweeper.
+// the commander's sweeper. The driver reads the R3 queue with direct
+// gets, any replica answering, and confirms each empty one with the
+// stream leader.
 func TestClusterCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a three-node cluster")
 	}
 	srvs, _ := startCluster(t)
-	connect := func(name string, i int) *nats.Conn {
-		nc, err := nats.Connect(srvs[i].ClientURL(), nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	connect := func(name string, i int, opts ...nats.Option) *nats.Conn {
+		opts = append(opts, nats.Name(name), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		nc, err := nats.Connect(srvs[i].ClientURL(), opts...)
 		if err != nil {
 			t.Fatalf("connect %s: %v", name, err)
 		}
@@ -69,7 +75,26 @@ func TestClusterCommands(t *testing.T) {
 		t.Fatalf("submit: %v", err)
 	}
 
-	d, err := driver.New(driver.Options{ID: "cluster-driver", Listen: "127.0.0.1:0", NATS: connect("driver", 2),
+	// The driver's queue reads, told apart by its inbox prefix.
+	var direct, leader atomic.Int64
+	for subj, n := range map[string]*atomic.Int64{
+		"$JS.API.DIRECT.GET." + streams.CommandsStream:        &direct,
+		"$JS.API.DIRECT.GET." + streams.CommandsStream + ".>": &direct,
+		"$JS.API.STREAM.MSG.GET." + streams.CommandsStream:    &leader,
+	} {
+		if _, err := cnc.Subscribe(subj, func(m *nats.Msg) {
+			if strings.HasPrefix(m.Reply, "_INBOX.driver.") {
+				n.Add(1)
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cnc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := driver.New(driver.Options{ID: "cluster-driver", Listen: "127.0.0.1:0",
+		NATS:    connect("driver", 2, nats.CustomInboxPrefix("_INBOX.driver")),
 		Streams: cfg, PublishTimeout: 2 * time.Second, Log: log})
 	if err != nil {
 		t.Fatalf("new driver: %v", err)
@@ -105,6 +130,17 @@ func TestClusterCommands(t *testing.T) {
 		if tags[i] <= tags[i-1] {
 			t.Errorf("controller received tags %v, want queue order", tags)
 		}
+	}
+	// The queue read empty after the four commands: a direct get, then
+	// the leader's confirmation.
+	checkFor(t, "empty read confirmed", 10*time.Second, 50*time.Millisecond, func() error {
+		if leader.Load() == 0 {
+			return errors.New("no read through the stream leader yet")
+		}
+		return nil
+	})
+	if dg, lg := direct.Load(), leader.Load(); dg < lg {
+		t.Errorf("%d direct gets and %d leader reads, want a direct get before each leader read", dg, lg)
 	}
 
 	sw, err := commander.NewSweeper(commander.SweeperOptions{JS: js, Log: log, Grace: 100 * time.Millisecond, Interval: time.Hour})

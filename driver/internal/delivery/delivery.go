@@ -193,6 +193,10 @@ type Delivery struct {
 	stats        cmdCounters
 	rq           runQueue
 	firstRead    msgReader // directGet; SimulateStaleReads replaces it before Start
+	simulated    bool      // SimulateStaleReads was called: never read through the leader alone
+	// replicas is the replica count of SCP_COMMANDS as last seen (0
+	// before Start); with 1, queue reads go to the leader alone (read.go).
+	replicas atomic.Int32
 
 	hintCC    jetstream.ConsumeContext // the hint consumer; set by Start
 	hintName  string                   // its first consumer name

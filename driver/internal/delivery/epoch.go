@@ -62,7 +62,7 @@ func sameCommand(rec *commands.Record, cmd *scpgate.Command) bool {
 
 // checkIncarnation reads the creation time of SCP_COMMANDS; when it
 // changed since the driver last looked, it moves command delivery to the
-// new stream.
+// new stream. It also notes the stream's replica count (read.go).
 func (h *Delivery) checkIncarnation(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
@@ -70,6 +70,7 @@ func (h *Delivery) checkIncarnation(ctx context.Context) {
 	if err != nil {
 		return // the stream may be gone for a moment; look again later
 	}
+	h.noteReplicas(info)
 	inc := info.Created.UnixNano()
 	old := h.incarnation.Load()
 	if inc == old {

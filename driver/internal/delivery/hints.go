@@ -56,6 +56,7 @@ func (h *Delivery) startHints(ctx context.Context) error {
 		return fmt.Errorf("read %s state: %w", streams.CommandsStream, err)
 	}
 	h.incarnation.CompareAndSwap(0, info.Created.UnixNano()) // the first look; later ones in checkIncarnation
+	h.noteReplicas(info)
 	cons, err := h.js.OrderedConsumer(ctx, streams.CommandsStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{streams.CommandsAll},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,

@@ -9,6 +9,14 @@ package delivery
 // hints were routed, is never hinted), so it is confirmed by the stream
 // leader ($JS.API.STREAM.MSG.GET) before it is believed. A message a
 // follower does return is stored, so it is believed as it is.
+//
+// A stream of one replica has no follower: its leader is the only server
+// that stores it, so the driver reads it through the leader at once, one
+// request instead of a direct get and its confirmation. (Not the direct
+// get alone: a mirror with mirror_direct may answer that one too, and be
+// behind.) The replica count is the one the driver last saw (startHints,
+// then every rescanEvery); a stale one only picks the other path, both of
+// which read through the leader before believing "not found".
 
 import (
 	"context"
@@ -92,6 +100,16 @@ func (h *Delivery) fetch(ctx context.Context, serial string, seq uint64) (*jetst
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.opTimeout)
 	defer cancel()
+	if h.leaderOnly() {
+		msg, err := h.leaderGet(ctx, seq, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read command of %s from %d: %w", serial, seq, err)
+		}
+		return msg, nil
+	}
 	asked := time.Now()
 	msg, err := h.firstRead(ctx, seq, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -114,10 +132,23 @@ func (h *Delivery) fetch(ctx context.Context, serial string, seq uint64) (*jetst
 	return msg, nil
 }
 
+// leaderOnly reports whether queue reads go to the stream leader alone:
+// SCP_COMMANDS has one replica (and no replica is being simulated).
+func (h *Delivery) leaderOnly() bool {
+	return h.replicas.Load() == 1 && !h.simulated
+}
+
+// noteReplicas records the replica count of SCP_COMMANDS from its info.
+func (h *Delivery) noteReplicas(info *jetstream.StreamInfo) {
+	h.replicas.Store(int32(max(info.Config.Replicas, 1))) // 0 in a config means 1
+}
+
 // SimulateStaleReads makes the next n first reads of command queues
 // answer "not found", as a replica that has not stored the newest
-// commands yet would. For tests; call it before Start.
+// commands yet would; reads then take the path of a replicated stream
+// whatever its replica count. For tests; call it before Start.
 func (h *Delivery) SimulateStaleReads(n int64) {
+	h.simulated = true
 	var left atomic.Int64
 	left.Store(n)
 	direct := h.firstRead

@@ -8,7 +8,6 @@ package delivery
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -28,7 +27,7 @@ var errRecordContended = errors.New("command record contended")
 // has one; then e.res becomes that one.
 func (h *Delivery) finalRecord(ctx context.Context, cs *cmdSession, e *entry) error {
 	rec := commands.RecordOf(e.res)
-	data, err := json.Marshal(&rec)
+	data, err := rec.MarshalJSON() // not json.Marshal, which would check and compact it again
 	if err != nil {
 		return fmt.Errorf("encode record %s: %w", rec.ID, err)
 	}

@@ -140,7 +140,7 @@ func (h *Delivery) send(cs *cmdSession, dl *cmdState, e *entry) bool {
 // counted and logged by onSentErr. The returned future (nil on failure)
 // gives the record's revision, which the final record expects.
 func (h *Delivery) putSentRecord(cs *cmdSession, rec *commands.Record) jetstream.PubAckFuture {
-	data, err := json.Marshal(rec)
+	data, err := rec.MarshalJSON() // not json.Marshal, which would check and compact it again
 	var f jetstream.PubAckFuture
 	if err == nil {
 		msg := &nats.Msg{Subject: streams.CommandRecordSubject(rec.ID), Data: data}
