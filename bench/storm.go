@@ -17,14 +17,15 @@ const targetStormRatio = 0.7
 
 // runStorm: p.Controllers controllers, each holding p.Buffered
 // transactions, connect at once to one driver; the time until all are
-// stored is compared with raw publishing of as many messages just before.
-// Then a second driver joins on the same port (SO_REUSEPORT, as drivers
-// share a load balancer), the first is frozen while every controller logs
+// stored is compared with raw publishing of as many messages. Then a
+// second driver joins on the same port (SO_REUSEPORT, as drivers share a
+// load balancer), the first is frozen while every controller logs
 // p.Buffered more (which stay unacknowledged in their logs), and is
-// killed: the controllers reconnect to the survivor at once, again after a
-// raw baseline of its own. (The server's duplicate table grows with every
-// message stored, so each storm is compared with a baseline measured in
-// the same state.)
+// killed: the controllers reconnect to the survivor at once. The server's
+// duplicate table grows with every message stored and its cost per
+// message with it, so each storm is compared with the mean of a raw run
+// just before and one just after it, a baseline in the same state (the
+// run between the storms serves both).
 func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 	if e.o.Target != "" {
 		return errors.New("storm starts and kills its own drivers: --target is not supported")
