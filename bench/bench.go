@@ -33,6 +33,12 @@ type Options struct {
 	// Pprof makes every driver child serve net/http/pprof on a loopback
 	// port (logged at warn level).
 	Pprof bool
+	// PhaseProfiles, when set, is a directory that receives a CPU profile
+	// of the bench process for each measured phase of events and storm
+	// (raw-1.prof, e2e-1.prof, storm-1.prof, ...), to compare the embedded
+	// server's work behind the driver with its work behind the raw
+	// publisher. It cannot be combined with a profile of the whole run.
+	PhaseProfiles string
 	// Spawn returns the command running a bench child process with args
 	// (RunChild must receive args). Required.
 	Spawn func(args []string) *exec.Cmd

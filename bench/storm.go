@@ -17,14 +17,15 @@ const targetStormRatio = 0.7
 
 // runStorm: p.Controllers controllers, each holding p.Buffered
 // transactions, connect at once to one driver; the time until all are
-// stored is compared with raw publishing of as many messages just before.
-// Then a second driver joins on the same port (SO_REUSEPORT, as drivers
-// share a load balancer), the first is frozen while every controller logs
+// stored is compared with raw publishing of as many messages. Then a
+// second driver joins on the same port (SO_REUSEPORT, as drivers share a
+// load balancer), the first is frozen while every controller logs
 // p.Buffered more (which stay unacknowledged in their logs), and is
-// killed: the controllers reconnect to the survivor at once, again after a
-// raw baseline of its own. (The server's duplicate table grows with every
-// message stored, so each storm is compared with a baseline measured in
-// the same state.)
+// killed: the controllers reconnect to the survivor at once. The server's
+// duplicate table grows with every message stored and its cost per
+// message with it, so each storm is compared with the mean of a raw run
+// just before and one just after it, a baseline in the same state (the
+// run between the storms serves both).
 func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 	if e.o.Target != "" {
 		return errors.New("storm starts and kills its own drivers: --target is not supported")
@@ -37,18 +38,20 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 	if err != nil {
 		return err
 	}
-	raw := func(phase int) (float64, error) {
-		e.log.Info().Int("events", total).Int("controllers", k).Msg(fmt.Sprintf("storm %d: raw JetStream publishing first", phase))
+	// raw publishes the storm's events straight to JetStream (label names
+	// its subjects); it returns the whole-run rate and the CPU used by the
+	// bench process and the publisher.
+	raw := func(label string) (rawRun, error) {
+		e.log.Info().Int("events", total).Int("controllers", k).Str("run", label).Msg("raw JetStream publishing")
 		meter := startCPU(os.Getpid(), rc.pid)
-		res, err := e.raw(ctx, rc, rawSpec{Controllers: k, Prefix: fmt.Sprintf("R%sx%d", e.run, phase), Count: total,
+		stopProf := e.phaseProfile("storm-raw-" + label)
+		res, err := e.raw(ctx, rc, rawSpec{Controllers: k, Prefix: fmt.Sprintf("R%sx%s", e.run, label), Count: total,
 			MaxPending: driver.DefaultMaxInflightTotal})
+		stopProf()
 		if err != nil {
-			return 0, err
+			return rawRun{}, err
 		}
-		used := meter.used()
-		r.add(fmt.Sprintf("storm %d: raw JetStream publish", phase), res.Rate, "events/s")
-		stormCPU(r, fmt.Sprintf("storm %d: CPU per 1,000 events, raw", phase), total, []string{"NATS server (bench process)", "publisher"}, used)
-		return res.Rate, nil
+		return rawRun{rate: res.Rate, used: meter.used()}, nil
 	}
 
 	d1, err := e.startDriver(ctx, "storm-1", "127.0.0.1:0", true)
@@ -64,8 +67,8 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 		return err
 	}
 
-	// Phase 1: connect at once.
-	raw1, err := raw(1)
+	// Phase 1: connect at once, between two raw runs.
+	rawBefore1, err := raw("1")
 	if err != nil {
 		return err
 	}
@@ -75,6 +78,7 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 		return err
 	}
 	meter := startCPU(e.stormPids(d1, f)...)
+	stopProf := e.phaseProfile("storm-1")
 	start := time.Now()
 	if err := f.connect(ctx); err != nil {
 		return err
@@ -83,11 +87,18 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 		return err
 	}
 	took := time.Since(start)
+	stopProf()
 	used := meter.used()
 	stored1, err := e.storedTransactions(ctx)
 	if err != nil {
 		return err
 	}
+	// The raw run after storm 1 is also the one before storm 2.
+	rawBetween, err := raw("2")
+	if err != nil {
+		return err
+	}
+	raw1 := stormBaseline(r, "storm 1", total, rawBefore1, rawBetween)
 	r.add("storm 1: all stored in", took.Seconds(), "s")
 	r.add("storm 1: stored", float64(total)/took.Seconds(), "events/s")
 	r.atLeast("storm 1: stored / raw", float64(total)/took.Seconds()/raw1, "", targetStormRatio)
@@ -99,11 +110,6 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 
 	// Phase 2: a second driver joins, the first is frozen, buffers fill,
 	// the first is killed.
-	raw2, err := raw(2)
-	if err != nil {
-		return err
-	}
-	rc.stop(10 * time.Second)
 	if stored1, err = e.storedTransactions(ctx); err != nil { // the raw events added since
 		return err
 	}
@@ -125,17 +131,25 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 	}
 	e.log.Info().Int("controllers", k).Int("buffered", b).Msg("storm 2: killing driver 1")
 	meter = startCPU(e.stormPids(d2, f)...)
+	stopProf = e.phaseProfile("storm-2")
 	start = time.Now()
 	d1.kill()
 	if err := stormWait(ctx, f, 2*total, start, r, "storm 2"); err != nil {
 		return err
 	}
 	took = time.Since(start)
+	stopProf()
 	used = meter.used()
 	stored2, err := e.storedTransactions(ctx)
 	if err != nil {
 		return err
 	}
+	rawAfter2, err := raw("3")
+	if err != nil {
+		return err
+	}
+	rc.stop(10 * time.Second)
+	raw2 := stormBaseline(r, "storm 2", total, rawBetween, rawAfter2)
 	r.add("storm 2: all stored in", took.Seconds(), "s")
 	r.add("storm 2: stored", float64(total)/took.Seconds(), "events/s")
 	r.atLeast("storm 2: stored / raw", float64(total)/took.Seconds()/raw2, "", targetStormRatio)
@@ -156,10 +170,28 @@ func runStorm(ctx context.Context, e *env, p Params, r *Result) error {
 	}
 	r.note("storm 1: %s controllers log %s transactions each while offline, then all start within %.2f s (the sim's ramp); timed from the first dial to the last ack (every ack follows a PubAck)", formatValue(float64(k)), formatValue(float64(b)), float64(k)/p.Ramp)
 	r.note("storm 2: driver 2 joins driver 1's port (SO_REUSEPORT); driver 1 is frozen (SIGSTOP), every controller logs %s more, driver 1 is killed (SIGKILL); timed from the kill to the last ack", formatValue(float64(b)))
-	r.note("raw: just before each storm, the same number of events, of the same mix and size, over as many controllers' subjects, from one connection of a process of its own (PublishMsgAsync with message ids, at most as many pending as the driver's in-flight budget), whole-run rate")
+	r.note("raw: just before and just after each storm (the run between the storms serves both), the same number of events, of the same mix and size, over as many controllers' subjects, from one connection of a process of its own (PublishMsgAsync with message ids, at most as many pending as the driver's in-flight budget), whole-run rate; a storm is compared with the mean of its two runs, as the server's cost per event grows with what it holds")
 	r.note("lost = expected - stored transaction events when short; duplicates = stored - expected when over (counted in SCP_EVENTS by subject, presence excluded)")
 	r.note(KnownFleetNote)
 	return nil
+}
+
+// rawRun is one raw publish of a storm's baseline.
+type rawRun struct {
+	rate float64         // events/s, whole run
+	used []time.Duration // CPU of the bench process and the publisher
+}
+
+// stormBaseline adds the rows of a storm's baseline, the raw runs before
+// and after it, and returns its rate: their mean.
+func stormBaseline(r *Result, what string, total int, before, after rawRun) float64 {
+	rate := (before.rate + after.rate) / 2
+	r.add(what+": raw JetStream publish", rate, "events/s")
+	r.add(what+": raw JetStream publish, before", before.rate, "events/s")
+	r.add(what+": raw JetStream publish, after", after.rate, "events/s")
+	used := addDurations(addDurations(nil, before.used), after.used)
+	stormCPU(r, what+": CPU per 1,000 events, raw", 2*total, []string{"NATS server (bench process)", "publisher"}, used)
+	return rate
 }
 
 // stormPids lists the bench process, the driver and the fleet's children.

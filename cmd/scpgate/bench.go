@@ -62,6 +62,7 @@ func runBench(ctx context.Context, args []string) error {
 	fs.BoolVar(&o.Quick, "quick", false, "small and short: proves the scenario works, judges no target")
 	fs.BoolVar(&o.Pprof, "pprof", false, "driver children serve net/http/pprof (address logged)")
 	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the bench process (embedded NATS, ingest, load generators) to `FILE`")
+	fs.StringVar(&o.PhaseProfiles, "phase-cpuprofiles", "", "write a CPU profile of the bench process for each measured phase of events and storm (raw and driver runs apart) into `DIR`")
 	fs.BoolVar(&asJSON, "json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	fs.StringVar(&logLevel, "log-level", "info", "log level of the bench")
 	fs.StringVar(&o.ChildLogLevel, "child-log-level", "warn", "log level of the child processes")
@@ -110,6 +111,9 @@ func runBench(ctx context.Context, args []string) error {
 	o.Log = newLogger(logLevel, false)
 	o.Command = benchCommandLine(args)
 
+	if cpuProfile != "" && o.PhaseProfiles != "" {
+		return usageErrorf("--cpuprofile and --phase-cpuprofiles cannot be combined")
+	}
 	if cpuProfile != "" {
 		stop, err := startCPUProfile(cpuProfile)
 		if err != nil {
