@@ -17,7 +17,7 @@ func (e *env) phaseProfile(name string) func() {
 		return func() {}
 	}
 	path := filepath.Join(e.o.PhaseProfiles, name+".prof")
-	stop, err := startProfile(path)
+	stop, err := StartCPUProfile(path)
 	if err != nil {
 		e.log.Warn().Err(err).Str("path", path).Msg("phase CPU profile not written")
 		return func() {}
@@ -25,9 +25,9 @@ func (e *env) phaseProfile(name string) func() {
 	return stop
 }
 
-// startProfile profiles this process's CPU into path until the returned
-// function is called.
-func startProfile(path string) (func(), error) {
+// StartCPUProfile profiles this process's CPU into path until the
+// returned function is called.
+func StartCPUProfile(path string) (func(), error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, fmt.Errorf("create CPU profile: %w", err)

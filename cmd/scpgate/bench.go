@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/pprof"
 	"strings"
 
 	"github.com/scpgate/scpgate/bench"
@@ -115,9 +114,9 @@ func runBench(ctx context.Context, args []string) error {
 		return usageErrorf("--cpuprofile and --phase-cpuprofiles cannot be combined")
 	}
 	if cpuProfile != "" {
-		stop, err := startCPUProfile(cpuProfile)
+		stop, err := bench.StartCPUProfile(cpuProfile)
 		if err != nil {
-			return err
+			return fmt.Errorf("--cpuprofile: %w", err)
 		}
 		defer stop()
 	}
@@ -135,20 +134,6 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	return err
-}
-
-// startCPUProfile profiles this process's CPU into path until the returned
-// function is called.
-func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("--cpuprofile: %w", err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // benchCommandLine returns the command line as run, without the value of
