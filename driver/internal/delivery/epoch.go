@@ -92,12 +92,7 @@ func (h *Delivery) checkIncarnation(ctx context.Context) {
 // from the start.
 func (h *Delivery) resetAll() {
 	h.hintGen.Add(1)
-	h.mu.RLock()
-	list := make([]*cmdSession, 0, len(h.sessions))
-	for _, cs := range h.sessions {
-		list = append(list, cs)
-	}
-	h.mu.RUnlock()
+	list := h.sessionList()
 	for _, cs := range list {
 		cs.mu.Lock()
 		cs.reset = true

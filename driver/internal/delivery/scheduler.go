@@ -101,16 +101,22 @@ func (h *Delivery) dispatch(ctx context.Context) {
 	}
 }
 
-// rescan makes every session read its queue once more, its hints no
-// longer trusted.
-func (h *Delivery) rescan() {
-	h.hintGen.Add(1)
+// sessionList returns the sessions held now.
+func (h *Delivery) sessionList() []*cmdSession {
 	h.mu.RLock()
+	defer h.mu.RUnlock()
 	list := make([]*cmdSession, 0, len(h.sessions))
 	for _, cs := range h.sessions {
 		list = append(list, cs)
 	}
-	h.mu.RUnlock()
+	return list
+}
+
+// rescan makes every session read its queue once more, its hints no
+// longer trusted.
+func (h *Delivery) rescan() {
+	h.hintGen.Add(1)
+	list := h.sessionList()
 	h.log.Info().Int("sessions", len(list)).Msg("rescanning command queues")
 	for _, cs := range list {
 		h.kick(cs)
