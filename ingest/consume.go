@@ -89,10 +89,11 @@ func (b *batch) split(n int) []*batch {
 		} else {
 			controller = b.results[i].Controller
 		}
-		p := parts[writerOf(controller, n)]
+		w := writerOf(controller, n)
+		p := parts[w]
 		if p == nil {
 			p = &batch{}
-			parts[writerOf(controller, n)] = p
+			parts[w] = p
 		}
 		p.msgs = append(p.msgs, m)
 		if b.events != nil {
