@@ -94,7 +94,19 @@ func TestNATSRestart(t *testing.T) {
 			}
 			return nil
 		})
-		before := acked(ctrls)
+		// Acks of events the server stored before it stopped may still be
+		// on their way to the controllers: wait until none arrives for
+		// 200 ms, then count.
+		var before uint64
+		seen := false
+		natstest.CheckFor(t, 5*time.Second, 200*time.Millisecond, func() error {
+			now := acked(ctrls)
+			if !seen || now != before {
+				before, seen = now, true
+				return fmt.Errorf("acks still arriving: %d", now)
+			}
+			return nil
+		})
 		gen := generated(ctrls)
 		natstest.CheckFor(t, 5*time.Second, 10*time.Millisecond, func() error {
 			if g := generated(ctrls); g < gen+500 {
